@@ -276,15 +276,16 @@ func (*Message_StateInfo) isMessage_Content() {}
 func (*Message_Alive) isMessage_Content() {}
 
 type Block struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Channel       string                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
-	Number        uint64                 `protobuf:"varint,2,opt,name=number,proto3" json:"number,omitempty"`
-	PreviousHash  []byte                 `protobuf:"bytes,3,opt,name=previous_hash,json=previousHash,proto3" json:"previous_hash,omitempty"`
-	DataHash      []byte                 `protobuf:"bytes,4,opt,name=data_hash,json=dataHash,proto3" json:"data_hash,omitempty"`
-	Data          []byte                 `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"`
-	Publisher     []byte                 `protobuf:"bytes,6,opt,name=publisher,proto3" json:"publisher,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	Channel              string                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	Number               uint64                 `protobuf:"varint,2,opt,name=number,proto3" json:"number,omitempty"`
+	PreviousHash         []byte                 `protobuf:"bytes,3,opt,name=previous_hash,json=previousHash,proto3" json:"previous_hash,omitempty"`
+	DataHash             []byte                 `protobuf:"bytes,4,opt,name=data_hash,json=dataHash,proto3" json:"data_hash,omitempty"`
+	Data                 []byte                 `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"`
+	Publisher            []byte                 `protobuf:"bytes,6,opt,name=publisher,proto3" json:"publisher,omitempty"`
+	PublisherCertificate *Certificate           `protobuf:"bytes,7,opt,name=publisher_certificate,json=publisherCertificate,proto3" json:"publisher_certificate,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Block) Reset() {
@@ -355,6 +356,13 @@ func (x *Block) GetData() []byte {
 func (x *Block) GetPublisher() []byte {
 	if x != nil {
 		return x.Publisher
+	}
+	return nil
+}
+
+func (x *Block) GetPublisherCertificate() *Certificate {
+	if x != nil {
+		return x.PublisherCertificate
 	}
 	return nil
 }
@@ -1463,14 +1471,15 @@ const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"state_info\x18\x02 \x01(\v2\x1c.fabgossip.wire.v1.StateInfoH\x00R\tstateInfo\x120\n" +
 	"\x05alive\x18\x03 \x01(\v2\x18.fabgossip.wire.v1.AliveH\x00R\x05aliveB\t\n" +
-	"\acontent\"\xad\x01\n" +
+	"\acontent\"\x82\x02\n" +
 	"\x05Block\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12\x16\n" +
 	"\x06number\x18\x02 \x01(\x04R\x06number\x12#\n" +
 	"\rprevious_hash\x18\x03 \x01(\fR\fpreviousHash\x12\x1b\n" +
 	"\tdata_hash\x18\x04 \x01(\fR\bdataHash\x12\x12\n" +
 	"\x04data\x18\x05 \x01(\fR\x04data\x12\x1c\n" +
-	"\tpublisher\x18\x06 \x01(\fR\tpublisher\"2\n" +
+	"\tpublisher\x18\x06 \x01(\fR\tpublisher\x12S\n" +
+	"\x15publisher_certificate\x18\a \x01(\v2\x1e.fabgossip.wire.v1.CertificateR\x14publisherCertificate\"2\n" +
 	"\bProperty\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"\xf9\x01\n" +
@@ -1590,28 +1599,29 @@ var file_wire_proto_depIdxs = []int32{
 	4,  // 1: fabgossip.wire.v1.Message.block:type_name -> fabgossip.wire.v1.Block
 	6,  // 2: fabgossip.wire.v1.Message.state_info:type_name -> fabgossip.wire.v1.StateInfo
 	9,  // 3: fabgossip.wire.v1.Message.alive:type_name -> fabgossip.wire.v1.Alive
-	5,  // 4: fabgossip.wire.v1.StateInfo.properties:type_name -> fabgossip.wire.v1.Property
-	8,  // 5: fabgossip.wire.v1.Alive.certificate:type_name -> fabgossip.wire.v1.Certificate
-	0,  // 6: fabgossip.wire.v1.Batch.envelopes:type_name -> fabgossip.wire.v1.Envelope
-	0,  // 7: fabgossip.wire.v1.Hello.alive:type_name -> fabgossip.wire.v1.Envelope
-	12, // 8: fabgossip.wire.v1.Digest.ranges:type_name -> fabgossip.wire.v1.Range
-	12, // 9: fabgossip.wire.v1.FetchRequest.ranges:type_name -> fabgossip.wire.v1.Range
-	0,  // 10: fabgossip.wire.v1.FetchResponse.blocks:type_name -> fabgossip.wire.v1.Envelope
-	0,  // 11: fabgossip.wire.v1.StateInfoSnapshot.elements:type_name -> fabgossip.wire.v1.Envelope
-	0,  // 12: fabgossip.wire.v1.MembershipResponse.alive:type_name -> fabgossip.wire.v1.Envelope
-	13, // 13: fabgossip.wire.v1.PullRequest.digest:type_name -> fabgossip.wire.v1.DigestRequest
-	15, // 14: fabgossip.wire.v1.PullRequest.fetch:type_name -> fabgossip.wire.v1.FetchRequest
-	17, // 15: fabgossip.wire.v1.PullRequest.state_info:type_name -> fabgossip.wire.v1.StateInfoRequest
-	19, // 16: fabgossip.wire.v1.PullRequest.membership:type_name -> fabgossip.wire.v1.MembershipRequest
-	14, // 17: fabgossip.wire.v1.PullResponse.digest:type_name -> fabgossip.wire.v1.Digest
-	16, // 18: fabgossip.wire.v1.PullResponse.fetch:type_name -> fabgossip.wire.v1.FetchResponse
-	18, // 19: fabgossip.wire.v1.PullResponse.state_info:type_name -> fabgossip.wire.v1.StateInfoSnapshot
-	20, // 20: fabgossip.wire.v1.PullResponse.membership:type_name -> fabgossip.wire.v1.MembershipResponse
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	8,  // 4: fabgossip.wire.v1.Block.publisher_certificate:type_name -> fabgossip.wire.v1.Certificate
+	5,  // 5: fabgossip.wire.v1.StateInfo.properties:type_name -> fabgossip.wire.v1.Property
+	8,  // 6: fabgossip.wire.v1.Alive.certificate:type_name -> fabgossip.wire.v1.Certificate
+	0,  // 7: fabgossip.wire.v1.Batch.envelopes:type_name -> fabgossip.wire.v1.Envelope
+	0,  // 8: fabgossip.wire.v1.Hello.alive:type_name -> fabgossip.wire.v1.Envelope
+	12, // 9: fabgossip.wire.v1.Digest.ranges:type_name -> fabgossip.wire.v1.Range
+	12, // 10: fabgossip.wire.v1.FetchRequest.ranges:type_name -> fabgossip.wire.v1.Range
+	0,  // 11: fabgossip.wire.v1.FetchResponse.blocks:type_name -> fabgossip.wire.v1.Envelope
+	0,  // 12: fabgossip.wire.v1.StateInfoSnapshot.elements:type_name -> fabgossip.wire.v1.Envelope
+	0,  // 13: fabgossip.wire.v1.MembershipResponse.alive:type_name -> fabgossip.wire.v1.Envelope
+	13, // 14: fabgossip.wire.v1.PullRequest.digest:type_name -> fabgossip.wire.v1.DigestRequest
+	15, // 15: fabgossip.wire.v1.PullRequest.fetch:type_name -> fabgossip.wire.v1.FetchRequest
+	17, // 16: fabgossip.wire.v1.PullRequest.state_info:type_name -> fabgossip.wire.v1.StateInfoRequest
+	19, // 17: fabgossip.wire.v1.PullRequest.membership:type_name -> fabgossip.wire.v1.MembershipRequest
+	14, // 18: fabgossip.wire.v1.PullResponse.digest:type_name -> fabgossip.wire.v1.Digest
+	16, // 19: fabgossip.wire.v1.PullResponse.fetch:type_name -> fabgossip.wire.v1.FetchResponse
+	18, // 20: fabgossip.wire.v1.PullResponse.state_info:type_name -> fabgossip.wire.v1.StateInfoSnapshot
+	20, // 21: fabgossip.wire.v1.PullResponse.membership:type_name -> fabgossip.wire.v1.MembershipResponse
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
