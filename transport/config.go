@@ -1,0 +1,100 @@
+package transport
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+)
+
+// Config holds the transport's tunables. Start from DefaultConfig and change
+// fields; New rejects a Config that fails Validate.
+type Config struct {
+	// MaxFrameSize caps a frame body in bytes, on both sides: Send and the
+	// request methods refuse larger messages, readers reset a stream that
+	// announces one. Every peer of a network must use the same value, or the
+	// larger side's frames reset the smaller side's streams. Readers hold up
+	// to this much memory per inbound stream (reserved in the libp2p
+	// resource manager).
+	MaxFrameSize int
+
+	// SendQueueSize is the number of batches each peer's send queue holds
+	// before Send returns ErrQueueFull. Larger absorbs longer bursts to a
+	// slow peer at the cost of memory and staleness.
+	SendQueueSize int
+
+	// WriteTimeout bounds the write of one frame on a push stream. A peer
+	// that does not drain a frame within it has its stream reset and the
+	// frame dropped. Must allow MaxFrameSize bytes at the slowest link
+	// speed you support.
+	WriteTimeout time.Duration
+
+	// OpenTimeout bounds opening a push stream (dial, identify and protocol
+	// negotiation included).
+	OpenTimeout time.Duration
+
+	// RequestTimeout bounds a whole pull or hello exchange, on both sides; a
+	// caller's earlier context deadline wins.
+	RequestTimeout time.Duration
+
+	// ReopenBackoffMin and ReopenBackoffMax bound the exponential backoff
+	// after a push stream fails to open or write. While a peer is backing off,
+	// its batches are dropped (and counted) rather than queued.
+	ReopenBackoffMin time.Duration
+	ReopenBackoffMax time.Duration
+
+	// IdleTimeout is how long a peer's push writer stays without traffic
+	// before it closes its stream and exits, so writers do not pile up with
+	// churn. Zero keeps writers until the peer disconnects or ClosePeer.
+	IdleTimeout time.Duration
+
+	// MaxInboundRequests caps the pull and hello requests served at once,
+	// across all peers; streams beyond it are reset with
+	// StreamResourceLimitExceeded before anything is read.
+	MaxInboundRequests int
+}
+
+// DefaultConfig returns the defaults: libp2p's 4 MiB message cap, 128
+// batches per peer, 10 s for writes, opens and requests, a reopen backoff from
+// 100 ms to 30 s, idle writers reclaimed after 2 min, 64 concurrent requests.
+func DefaultConfig() Config {
+	return Config{
+		MaxFrameSize:       network.MessageSizeMax,
+		SendQueueSize:      128,
+		WriteTimeout:       10 * time.Second,
+		OpenTimeout:        10 * time.Second,
+		RequestTimeout:     10 * time.Second,
+		ReopenBackoffMin:   100 * time.Millisecond,
+		ReopenBackoffMax:   30 * time.Second,
+		IdleTimeout:        2 * time.Minute,
+		MaxInboundRequests: 64,
+	}
+}
+
+// Validate reports the first invalid field, naming it and its value.
+func (c Config) Validate() error {
+	const positive, nonNegative = "must be positive", "must not be negative"
+	checks := []struct {
+		name  string
+		value any
+		ok    bool
+		want  string
+	}{
+		{"MaxFrameSize", c.MaxFrameSize, c.MaxFrameSize > 0, positive},
+		{"SendQueueSize", c.SendQueueSize, c.SendQueueSize > 0, positive},
+		{"WriteTimeout", c.WriteTimeout, c.WriteTimeout > 0, positive},
+		{"OpenTimeout", c.OpenTimeout, c.OpenTimeout > 0, positive},
+		{"RequestTimeout", c.RequestTimeout, c.RequestTimeout > 0, positive},
+		{"ReopenBackoffMin", c.ReopenBackoffMin, c.ReopenBackoffMin > 0, positive},
+		{"ReopenBackoffMax", c.ReopenBackoffMax, c.ReopenBackoffMax >= c.ReopenBackoffMin,
+			fmt.Sprintf("must be at least ReopenBackoffMin (%s)", c.ReopenBackoffMin)},
+		{"IdleTimeout", c.IdleTimeout, c.IdleTimeout >= 0, nonNegative},
+		{"MaxInboundRequests", c.MaxInboundRequests, c.MaxInboundRequests > 0, positive},
+	}
+	for _, f := range checks {
+		if !f.ok {
+			return fmt.Errorf("transport config: %s %s, got %v", f.name, f.want, f.value)
+		}
+	}
+	return nil
+}

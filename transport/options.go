@@ -1,0 +1,74 @@
+package transport
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/fabgossip/fabgossip/transport/wire"
+)
+
+// PushHandler receives each batch decoded from a peer's push stream. It is
+// called synchronously on that stream's goroutine, one batch at a time per
+// stream: a slow handler slows only that peer (its sender then sees
+// ErrQueueFull), never the others. The batch belongs to the handler.
+type PushHandler func(from peer.ID, b *wire.Batch)
+
+// PullHandler answers a pull request. ctx ends at the request deadline
+// (Config.RequestTimeout) or when the transport closes, not when the client
+// gives up, so a handler should be quick. An error (or a nil response)
+// resets the stream.
+type PullHandler func(ctx context.Context, from peer.ID, req *wire.PullRequest) (*wire.PullResponse, error)
+
+// HelloHandler answers a hello with the local hello. ctx ends at the request
+// deadline or when the transport closes. An error (or a nil response) resets
+// the stream.
+type HelloHandler func(ctx context.Context, from peer.ID, req *wire.Hello) (*wire.Hello, error)
+
+// Option sets a collaborator of the Transport.
+type Option func(*options)
+
+type options struct {
+	logger  *slog.Logger
+	tracers tracers
+	push    PushHandler
+	pull    PullHandler
+	hello   HelloHandler
+}
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
+
+// WithTracer adds a tracer; several tracers all receive every event.
+func WithTracer(t Tracer) Option {
+	return func(o *options) {
+		if t != nil {
+			o.tracers = append(o.tracers, t)
+		}
+	}
+}
+
+// WithPushHandler serves ProtocolPush with h. Without it the transport
+// only sends batches and peers cannot open push streams to it.
+func WithPushHandler(h PushHandler) Option {
+	return func(o *options) { o.push = h }
+}
+
+// WithPullHandler serves ProtocolPull with h. Without it the protocol is
+// not offered.
+func WithPullHandler(h PullHandler) Option {
+	return func(o *options) { o.pull = h }
+}
+
+// WithHelloHandler serves ProtocolHello with h. Without it the protocol is
+// not offered.
+func WithHelloHandler(h HelloHandler) Option {
+	return func(o *options) { o.hello = h }
+}
