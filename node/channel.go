@@ -1,0 +1,432 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/fabgossip/fabgossip/routing"
+	"github.com/fabgossip/fabgossip/transport"
+	"github.com/fabgossip/fabgossip/transport/wire"
+)
+
+// Block is a delivered block of a channel.
+type Block struct {
+	Channel      string
+	Number       uint64
+	PreviousHash []byte
+	DataHash     []byte
+	Data         []byte
+	Publisher    peer.ID
+	// Hash is BlockHash of the block: the next block's PreviousHash.
+	Hash []byte
+}
+
+func publicBlock(b *block) Block {
+	pub, _ := peer.IDFromBytes(b.msg.GetPublisher())
+	return Block{
+		Channel:      b.msg.GetChannel(),
+		Number:       b.msg.GetNumber(),
+		PreviousHash: b.msg.GetPreviousHash(),
+		DataHash:     b.msg.GetDataHash(),
+		Data:         b.msg.GetData(),
+		Publisher:    pub,
+		Hash:         b.hash,
+	}
+}
+
+// stateInfo is a verified StateInfo of one peer for one channel.
+type stateInfo struct {
+	height   uint64
+	left     bool
+	inc, seq uint64
+	env      *wire.Envelope
+}
+
+// channelState is everything this peer holds about one channel its org is a
+// member of, joined or not.
+type channelState struct {
+	name   string
+	joined bool
+	left   bool
+	ledger *ledger
+	states map[peer.ID]*stateInfo // verified StateInfo, self included once joined
+	subs   []*Subscription
+
+	// Own StateInfo publication: dirty when it changed since last published.
+	dirty         bool
+	lastPublished time.Time
+}
+
+func newChannelState(name string, cfg Config) *channelState {
+	return &channelState{
+		name:   name,
+		ledger: newLedger(cfg.MaxBlockCountToStore, 2*cfg.MaxBlockCountToStore),
+		states: make(map[peer.ID]*stateInfo),
+	}
+}
+
+// eligible reports whether p's latest StateInfo says it joined and did not
+// leave. (Its org's membership of the channel is implied: StateInfo is only
+// accepted from peers of member orgs.)
+func (cs *channelState) eligible(p peer.ID) bool {
+	si := cs.states[p]
+	return si != nil && !si.left
+}
+
+func (cs *channelState) closeSubscriptions(err error) {
+	for _, s := range cs.subs {
+		s.fail(err)
+	}
+	cs.subs = nil
+}
+
+// deliverLocked hands blocks, in order, to every subscription.
+func (n *Node) deliverLocked(cs *channelState, blocks []*block) {
+	if len(blocks) == 0 {
+		return
+	}
+	kept := cs.subs[:0]
+	for _, s := range cs.subs {
+		ok := true
+		for _, b := range blocks {
+			if !s.push(publicBlock(b)) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			kept = append(kept, s)
+		}
+	}
+	clear(cs.subs[len(kept):])
+	cs.subs = kept
+	for _, b := range blocks {
+		n.metrics.blocksDelivered.Inc()
+		n.tracer.BlockDelivered(publicBlock(b))
+	}
+	if cs.joined {
+		cs.dirty = true // the ledger height moved: publish it
+	}
+}
+
+// JoinChannel joins channel ch: this peer starts publishing StateInfo for
+// it, becomes eligible for its blocks and pulls what it misses.
+func (n *Node) JoinChannel(ch string) error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return ErrClosed
+	}
+	cs, err := n.channelLocked(ch)
+	if err != nil {
+		n.mu.Unlock()
+		return err
+	}
+	if cs.joined && !cs.left {
+		n.mu.Unlock()
+		return nil
+	}
+	cs.joined, cs.left = true, false
+	msg, key := n.signStateInfoLocked(cs)
+	n.invalidateViewLocked()
+	n.mu.Unlock()
+	n.emitIf(msg, key)
+	return nil
+}
+
+// LeaveChannel leaves channel ch: this peer publishes a StateInfo with the
+// left flag, stops pulling, and ends its subscriptions. Other peers stop
+// sending it the channel's blocks as soon as they see the StateInfo.
+func (n *Node) LeaveChannel(ch string) error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return ErrClosed
+	}
+	cs, err := n.channelLocked(ch)
+	if err != nil || !cs.joined || cs.left {
+		n.mu.Unlock()
+		if err == nil {
+			err = ErrNotJoined
+		}
+		return err
+	}
+	cs.left = true
+	cs.closeSubscriptions(ErrNotJoined)
+	msg, key := n.signStateInfoLocked(cs)
+	n.invalidateViewLocked()
+	n.mu.Unlock()
+	n.emitIf(msg, key)
+	return nil
+}
+
+func (n *Node) channelLocked(ch string) (*channelState, error) {
+	if _, ok := n.network().Channel(ch); !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownChannel, ch)
+	}
+	cs := n.channels[ch]
+	if cs == nil {
+		return nil, fmt.Errorf("%w: org %s, channel %q", ErrNotMember, n.org, ch)
+	}
+	return cs, nil
+}
+
+func (n *Node) joinedLocked() []string {
+	var out []string
+	for name, cs := range n.channels {
+		if cs.joined && !cs.left {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// signStateInfoLocked signs this peer's current StateInfo for cs, records it
+// and returns it for the emitter (nil if signing failed, which is logged).
+func (n *Node) signStateInfoLocked(cs *channelState) (*outMsg, string) {
+	n.seq++
+	si := &wire.StateInfo{
+		PeerId:       []byte(n.self),
+		ChannelMac:   channelMAC(n.self, cs.name),
+		LedgerHeight: cs.ledger.height,
+		Left:         cs.left,
+		Incarnation:  n.inc,
+		Sequence:     n.seq,
+	}
+	env, err := transport.Sign(n.key, &wire.Message{Content: &wire.Message_StateInfo{StateInfo: si}})
+	if err != nil {
+		n.log.Error("signing StateInfo", "channel", cs.name, "err", err)
+		return nil, ""
+	}
+	cs.states[n.self] = &stateInfo{height: si.LedgerHeight, left: si.Left, inc: si.Incarnation, seq: si.Sequence, env: env}
+	cs.dirty = false
+	cs.lastPublished = n.now()
+	return &outMsg{
+		Kind:           routing.KindStateInfo,
+		Channel:        cs.name,
+		Origin:         n.self,
+		OriginOrg:      n.org,
+		OriginExternal: n.external,
+		Payload:        env,
+	}, stateInfoKey(n.self, cs.name)
+}
+
+func stateInfoKey(p peer.ID, ch string) string { return "si/" + string(p) + "/" + ch }
+
+func (n *Node) emitIf(m *outMsg, key string) {
+	if m != nil {
+		n.emit(*m, key)
+	}
+}
+
+// Publish signs data as the next block of channel ch, delivers it locally and
+// pushes it. Only a peer whose org may publish on ch can; a channel is meant
+// to have one publishing peer at a time (the role Fabric's orderer plays):
+// two peers publishing concurrently would both claim the same number.
+func (n *Node) Publish(ctx context.Context, ch string, data []byte) (Block, error) {
+	if err := ctx.Err(); err != nil {
+		return Block{}, err
+	}
+	if len(data) > n.cfg.MaxBlockBytes {
+		return Block{}, fmt.Errorf("%w: %d bytes, MaxBlockBytes %d", ErrBlockTooLarge, len(data), n.cfg.MaxBlockBytes)
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return Block{}, ErrClosed
+	}
+	cs, err := n.channelLocked(ch)
+	if err != nil {
+		n.mu.Unlock()
+		return Block{}, err
+	}
+	if !cs.joined || cs.left {
+		n.mu.Unlock()
+		return Block{}, fmt.Errorf("%w: %q", ErrNotJoined, ch)
+	}
+	if !n.network().MayPublish(n.org, ch) {
+		n.mu.Unlock()
+		return Block{}, fmt.Errorf("%w: org %s, channel %q", ErrMayNotPublish, n.org, ch)
+	}
+	dh := sha256.Sum256(data)
+	msg := &wire.Block{
+		Channel:              ch,
+		Number:               cs.ledger.height,
+		PreviousHash:         cs.ledger.lastHash,
+		DataHash:             dh[:],
+		Data:                 data,
+		Publisher:            []byte(n.self),
+		PublisherCertificate: n.cert,
+	}
+	env, err := transport.Sign(n.key, &wire.Message{Content: &wire.Message_Block{Block: msg}})
+	if err != nil {
+		n.mu.Unlock()
+		return Block{}, fmt.Errorf("node: signing block: %w", err)
+	}
+	b := &block{env: env, msg: msg, hash: BlockHash(msg), size: envSize(env)}
+	deliver, _ := cs.ledger.add(b)
+	pb := publicBlock(b)
+	n.tracer.BlockAccepted(pb, n.self, ViaPublish)
+	n.deliverLocked(cs, deliver)
+	n.mu.Unlock()
+	n.emit(outMsg{
+		Kind:           routing.KindBlock,
+		Channel:        ch,
+		Origin:         n.self,
+		OriginOrg:      n.org,
+		OriginExternal: n.external,
+		CrossOrg:       n.external,
+		Payload:        env,
+	}, "")
+	return pb, nil
+}
+
+// Height returns the ledger height of channel ch: the next block number it
+// expects to deliver.
+func (n *Node) Height(ch string) (uint64, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	cs, err := n.channelLocked(ch)
+	if err != nil {
+		return 0, err
+	}
+	return cs.ledger.height, nil
+}
+
+// subscriptionBuffer is how many delivered blocks a subscription holds for a
+// reader that has not caught up; past it the subscription ends with
+// ErrSlowSubscriber rather than holding blocks without bound.
+const subscriptionBuffer = 4096
+
+// Subscribe delivers every block of channel ch delivered from now on, exactly
+// once and in order, until the Subscription is closed, the channel is left or
+// the node closes. The channel must be joined.
+func (n *Node) Subscribe(ch string) (*Subscription, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, ErrClosed
+	}
+	cs, err := n.channelLocked(ch)
+	if err != nil {
+		return nil, err
+	}
+	if !cs.joined || cs.left {
+		return nil, fmt.Errorf("%w: %q", ErrNotJoined, ch)
+	}
+	s := &Subscription{notify: make(chan struct{}, 1), limit: subscriptionBuffer}
+	s.cancel = func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if i := slices.Index(cs.subs, s); i >= 0 {
+			cs.subs = slices.Delete(cs.subs, i, i+1)
+		}
+	}
+	cs.subs = append(cs.subs, s)
+	return s, nil
+}
+
+// Subscription is an ordered stream of a channel's delivered blocks.
+type Subscription struct {
+	mu     sync.Mutex
+	queue  []Block
+	err    error
+	limit  int
+	notify chan struct{}
+	cancel func()
+	once   sync.Once
+}
+
+// push queues b; it returns false, ending the subscription, when the reader
+// is too far behind.
+func (s *Subscription) push(b Block) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return false
+	}
+	if len(s.queue) >= s.limit {
+		s.err = ErrSlowSubscriber
+		s.queue = nil
+		s.wake()
+		return false
+	}
+	s.queue = append(s.queue, b)
+	s.wake()
+	return true
+}
+
+func (s *Subscription) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.wake()
+}
+
+func (s *Subscription) wake() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Next returns the next block, waiting for it until ctx ends. After the
+// subscription ends it returns the blocks still queued, then the reason.
+func (s *Subscription) Next(ctx context.Context) (Block, error) {
+	for {
+		s.mu.Lock()
+		if len(s.queue) > 0 {
+			b := s.queue[0]
+			s.queue[0] = Block{}
+			s.queue = s.queue[1:]
+			s.mu.Unlock()
+			return b, nil
+		}
+		err := s.err
+		s.mu.Unlock()
+		if err != nil {
+			return Block{}, err
+		}
+		select {
+		case <-s.notify:
+		case <-ctx.Done():
+			return Block{}, ctx.Err()
+		}
+	}
+}
+
+// Close ends the subscription; Next then returns ErrClosed.
+func (s *Subscription) Close() {
+	s.once.Do(func() {
+		s.cancel()
+		s.fail(ErrClosed)
+	})
+}
+
+// Blocks returns up to limit delivered blocks of channel ch numbered from
+// from on, from the in-memory window (the last MaxBlockCountToStore
+// delivered blocks): older ones are no longer held.
+func (n *Node) Blocks(ch string, from uint64, limit int) ([]Block, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	cs, err := n.channelLocked(ch)
+	if err != nil {
+		return nil, err
+	}
+	var out []Block
+	for num := from; num < cs.ledger.height && len(out) < limit; num++ {
+		if b := cs.ledger.blocks[num]; b != nil {
+			out = append(out, publicBlock(b))
+		}
+	}
+	return out, nil
+}

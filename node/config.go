@@ -1,0 +1,132 @@
+package node
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config holds the gossip tunables, named as Fabric names them. DefaultConfig
+// gives Fabric's shipped values; LocalConfig derives faster timings for a
+// testnet on one machine.
+type Config struct {
+	// PropagateIterations is how many successive emitter flushes carry each
+	// message. 0 disables push entirely: blocks then move by pull only.
+	PropagateIterations int
+	// MaxPropagationBurstSize flushes the emitter at once when this many
+	// messages are buffered.
+	MaxPropagationBurstSize int
+	// MaxPropagationBurstLatency is the emitter's flush period: the longest a
+	// message waits before it is pushed.
+	MaxPropagationBurstLatency time.Duration
+	// PropagatePeerNum is the push fan-out: how many peers of the own org get
+	// each batch of a channel's blocks, and each StateInfo or alive message.
+	PropagatePeerNum int
+	// CrossOrgPeerNum is how many external, eligible peers of each other
+	// channel org a block is handed to when it crosses into that org.
+	CrossOrgPeerNum int
+
+	// PullInterval is the period of block anti-entropy per channel, and
+	// PullPeerNum how many peers each round asks for a digest.
+	PullInterval time.Duration
+	PullPeerNum  int
+	// MaxBlockCountToStore is the in-memory window of delivered blocks per
+	// channel that pull serves from.
+	MaxBlockCountToStore int
+
+	// PublishStateInfoInterval is the shortest interval between two
+	// publications of this peer's StateInfo for one channel (changes are
+	// coalesced); RequestStateInfoInterval is the period of StateInfo snapshot
+	// pulls.
+	PublishStateInfoInterval time.Duration
+	RequestStateInfoInterval time.Duration
+
+	// AliveTimeInterval is the period of this peer's alive heartbeat;
+	// AliveExpirationTimeout is how long a silent peer stays in the view.
+	AliveTimeInterval      time.Duration
+	AliveExpirationTimeout time.Duration
+
+	// MaxBlockBytes caps the data of one published block. The frame cap of
+	// the transport (4 MiB) bounds a whole batch, so this stays below it.
+	MaxBlockBytes int
+}
+
+// DefaultConfig returns Fabric's defaults (core.yaml and gossip's code
+// defaults) for a peer on a real network.
+func DefaultConfig() Config {
+	return Config{
+		PropagateIterations:        1,
+		MaxPropagationBurstSize:    10,
+		MaxPropagationBurstLatency: 10 * time.Millisecond,
+		PropagatePeerNum:           3,
+		CrossOrgPeerNum:            1,
+		PullInterval:               4 * time.Second,
+		PullPeerNum:                3,
+		MaxBlockCountToStore:       100,
+		PublishStateInfoInterval:   4 * time.Second,
+		RequestStateInfoInterval:   4 * time.Second,
+		AliveTimeInterval:          5 * time.Second,
+		AliveExpirationTimeout:     25 * time.Second,
+		MaxBlockBytes:              3 << 20,
+	}
+}
+
+// LocalConfig returns DefaultConfig with the fast timings of a local testnet,
+// where round trips cost microseconds and peers start within a second.
+func LocalConfig() Config {
+	c := DefaultConfig()
+	c.PullInterval = 500 * time.Millisecond
+	c.PublishStateInfoInterval = 500 * time.Millisecond
+	c.RequestStateInfoInterval = 500 * time.Millisecond
+	c.AliveTimeInterval = 500 * time.Millisecond
+	c.AliveExpirationTimeout = 3 * time.Second
+	return c
+}
+
+// Validate reports the first setting that cannot work, naming it and its value.
+func (c Config) Validate() error {
+	positive := []struct {
+		name string
+		v    int
+	}{
+		{"MaxPropagationBurstSize", c.MaxPropagationBurstSize},
+		{"PropagatePeerNum", c.PropagatePeerNum},
+		{"PullPeerNum", c.PullPeerNum},
+		{"MaxBlockCountToStore", c.MaxBlockCountToStore},
+		{"MaxBlockBytes", c.MaxBlockBytes},
+	}
+	for _, f := range positive {
+		if f.v <= 0 {
+			return fmt.Errorf("node: %s must be positive, got %d", f.name, f.v)
+		}
+	}
+	if c.PropagateIterations < 0 {
+		return fmt.Errorf("node: PropagateIterations must be 0 or more, got %d", c.PropagateIterations)
+	}
+	if c.CrossOrgPeerNum < 0 {
+		return fmt.Errorf("node: CrossOrgPeerNum must be 0 or more, got %d", c.CrossOrgPeerNum)
+	}
+	durations := []struct {
+		name string
+		v    time.Duration
+	}{
+		{"MaxPropagationBurstLatency", c.MaxPropagationBurstLatency},
+		{"PullInterval", c.PullInterval},
+		{"PublishStateInfoInterval", c.PublishStateInfoInterval},
+		{"RequestStateInfoInterval", c.RequestStateInfoInterval},
+		{"AliveTimeInterval", c.AliveTimeInterval},
+		{"AliveExpirationTimeout", c.AliveExpirationTimeout},
+	}
+	for _, f := range durations {
+		if f.v <= 0 {
+			return fmt.Errorf("node: %s must be positive, got %v", f.name, f.v)
+		}
+	}
+	if c.AliveExpirationTimeout <= c.AliveTimeInterval {
+		return fmt.Errorf("node: AliveExpirationTimeout (%v) must exceed AliveTimeInterval (%v), or every peer expires between heartbeats",
+			c.AliveExpirationTimeout, c.AliveTimeInterval)
+	}
+	if c.MaxBlockBytes > 3<<20 {
+		return fmt.Errorf("node: MaxBlockBytes must be at most %d (a block must fit a 4 MiB frame), got %d", 3<<20, c.MaxBlockBytes)
+	}
+	return nil
+}

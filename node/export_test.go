@@ -1,0 +1,25 @@
+package node
+
+import (
+	"math/rand/v2"
+	"sync"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/fabgossip/fabgossip/transport/wire"
+)
+
+// InjectEnvelope hands env to n as if from had pushed it.
+func (n *Node) InjectEnvelope(from peer.ID, env *wire.Envelope) { n.handleEnvelope(from, env, ViaPush) }
+
+// DropInboundPush makes n discard each received push frame with probability
+// rate, decided by a seeded RNG.
+func (n *Node) DropInboundPush(rate float64, seed uint64) {
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(seed, seed))
+	n.pushLoss = func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return rng.Float64() < rate
+	}
+}

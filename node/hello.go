@@ -1,0 +1,257 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/fabgossip/fabgossip/transport"
+	"github.com/fabgossip/fabgossip/transport/wire"
+)
+
+// helloWorkers bounds how many handshakes (and the dials before them) run at
+// once.
+const helloWorkers = 4
+
+// handshakeTimeout bounds one hello exchange, dial included.
+const handshakeTimeout = 10 * time.Second
+
+// errRefused is returned to a hello from a peer this peer may not talk to.
+var errRefused = errors.New("node: hello refused")
+
+// connNotifiee returns the notifiee that starts a handshake on every new
+// connection. It is built once so StopNotify can find it.
+func (n *Node) notifiee() network.Notifiee {
+	n.notifyOnce.Do(func() {
+		n.notify = &network.NotifyBundle{
+			ConnectedF: func(_ network.Network, c network.Conn) { n.enqueueHello(c.RemotePeer()) },
+		}
+	})
+	return n.notify
+}
+
+// enqueueHello asks a worker to handshake with p (dialling first if needed).
+// It never blocks: a peer already queued is not queued twice, and when the
+// queue is full the handshake is left to the remote side or the next alive.
+func (n *Node) enqueueHello(p peer.ID) {
+	if p == n.self {
+		return
+	}
+	n.pendingMu.Lock()
+	if n.pending[p] {
+		n.pendingMu.Unlock()
+		return
+	}
+	select {
+	case n.helloQ <- p:
+		n.pending[p] = true
+	default:
+	}
+	n.pendingMu.Unlock()
+}
+
+func (n *Node) helloLoop(ctx context.Context) {
+	done := make(chan struct{})
+	for range helloWorkers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case p := <-n.helloQ:
+					n.pendingMu.Lock()
+					delete(n.pending, p)
+					n.pendingMu.Unlock()
+					n.handshake(ctx, p)
+				}
+			}
+		}()
+	}
+	for range helloWorkers {
+		<-done
+	}
+}
+
+// handshake dials p if needed, exchanges hellos, and on success asks p for
+// the members it may disclose.
+func (n *Node) handshake(ctx context.Context, p peer.ID) {
+	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	if n.host.Network().Connectedness(p) != network.Connected {
+		if err := n.host.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
+			n.log.Debug("dial failed", "remote", p.String(), "err", err)
+			return
+		}
+	}
+	own, err := n.helloEnvelope()
+	if err != nil {
+		return
+	}
+	resp, err := n.tr.Hello(ctx, p, &wire.Hello{Alive: own})
+	if err != nil {
+		if ctx.Err() == nil {
+			n.log.Debug("hello failed", "remote", p.String(), "err", err)
+		}
+		return
+	}
+	m, err := n.checkHello(p, resp)
+	if err != nil {
+		n.reject(p, err)
+		return
+	}
+	if !n.acceptAlive(m, p, true) && !n.isLive(p) {
+		return
+	}
+	n.metrics.handshakes.WithLabelValues("ok").Inc()
+	n.syncMembership(ctx, p)
+}
+
+// checkHello verifies a hello from p: an alive whose certificate names p.
+func (n *Node) checkHello(p peer.ID, h *wire.Hello) (*member, error) {
+	env := h.GetAlive()
+	var msg wire.Message
+	if err := proto.Unmarshal(env.GetPayload(), &msg); err != nil || msg.GetAlive() == nil {
+		return nil, errors.New("hello carries no alive message")
+	}
+	subject, ok := aliveSubject(msg.GetAlive())
+	if !ok {
+		return nil, errors.New("hello alive has a malformed certificate")
+	}
+	if subject != p {
+		return nil, errors.New("hello alive is about " + subject.String() + ", not the connected peer")
+	}
+	m, err := n.verifyAlive(env, msg.GetAlive(), n.now())
+	if err != nil {
+		return nil, err
+	}
+	if !n.mayTalk(m.org, m.external) {
+		return nil, errRefused
+	}
+	return m, nil
+}
+
+// reject disconnects p, keeps it out for the gater's back-off if it failed
+// verification, counts it and logs the reason once per rejection.
+func (n *Node) reject(p peer.ID, err error) {
+	result := "rejected"
+	if errors.Is(err, errRefused) {
+		result = "refused"
+	}
+	n.metrics.handshakes.WithLabelValues(result).Inc()
+	n.log.Info("handshake failed", "remote", p.String(), "result", result, "err", err)
+	if n.gater != nil {
+		n.gater.Block(p, err.Error())
+	}
+	_ = n.host.Network().ClosePeer(p)
+}
+
+// handleHello answers a hello: verify the requester, then answer with this
+// peer's alive.
+func (n *Node) handleHello(_ context.Context, from peer.ID, req *wire.Hello) (*wire.Hello, error) {
+	n.tracer.Received(from, req.GetAlive())
+	m, err := n.checkHello(from, req)
+	if err != nil {
+		// Close after the handler returns, so the stream ends first.
+		go n.reject(from, err)
+		return nil, err
+	}
+	n.acceptAlive(m, from, true)
+	own, err := n.helloEnvelope()
+	if err != nil {
+		return nil, err
+	}
+	n.metrics.handshakes.WithLabelValues("ok").Inc()
+	return &wire.Hello{Alive: own}, nil
+}
+
+// helloEnvelope is this peer's latest alive without its Secret: neither side
+// of a hello knows the other's org yet.
+func (n *Node) helloEnvelope() (*wire.Envelope, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ownAlive == nil {
+		if _, err := n.signAliveLocked(); err != nil {
+			return nil, err
+		}
+	}
+	return transport.StripSecret(n.ownAlive), nil
+}
+
+func (n *Node) isLive(p peer.ID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.members.live(p)
+}
+
+// signAliveLocked signs a new alive (next sequence) and keeps it as ownAlive.
+func (n *Node) signAliveLocked() (*wire.Envelope, error) {
+	n.seq++
+	a := &wire.Alive{
+		Certificate: n.cert,
+		External:    n.external,
+		Incarnation: n.inc,
+		Sequence:    n.seq,
+	}
+	addrs := n.host.Addrs()
+	if n.external {
+		for _, addr := range addrs {
+			a.Addrs = append(a.Addrs, addr.Bytes())
+		}
+	}
+	env, err := transport.Sign(n.key, &wire.Message{Content: &wire.Message_Alive{Alive: a}})
+	if err != nil {
+		n.log.Error("signing alive", "err", err)
+		return nil, err
+	}
+	secret := &wire.Secret{}
+	for _, addr := range addrs {
+		secret.InternalAddrs = append(secret.InternalAddrs, addr.Bytes())
+	}
+	if env.Secret, err = transport.SignSecret(n.key, secret); err != nil {
+		return nil, err
+	}
+	n.ownAlive = env
+	return env, nil
+}
+
+// learnAddrs puts a member's addresses in the peerstore (internal ones only
+// for a member of this org) and dials it if not connected, so that the
+// handshake is done before the first push.
+func (n *Node) learnAddrs(m *member) {
+	var addrs []ma.Multiaddr
+	if m.org == n.org {
+		addrs = append(addrs, m.internal...)
+	}
+	addrs = append(addrs, m.addrs...)
+	if len(addrs) > 0 {
+		n.host.Peerstore().AddAddrs(m.id, addrs, peerstore.RecentlyConnectedAddrTTL)
+	}
+	if n.host.Network().Connectedness(m.id) != network.Connected {
+		n.enqueueHello(m.id)
+	}
+}
+
+// syncMembership asks p for the members it may disclose to this peer and
+// applies them (without forwarding: they are not news).
+func (n *Node) syncMembership(ctx context.Context, p peer.ID) {
+	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	resp, err := n.tr.Pull(ctx, p, &wire.PullRequest{Request: &wire.PullRequest_Membership{Membership: &wire.MembershipRequest{}}})
+	if err != nil {
+		return
+	}
+	alives := resp.GetMembership().GetAlive()
+	if len(alives) > maxMembershipResponse {
+		alives = alives[:maxMembershipResponse]
+	}
+	for _, env := range alives {
+		n.handleEnvelope(p, env, ViaPull)
+	}
+}

@@ -1,0 +1,411 @@
+package node
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/fabgossip/fabgossip/node/identity"
+	"github.com/fabgossip/fabgossip/routing"
+	"github.com/fabgossip/fabgossip/transport"
+	"github.com/fabgossip/fabgossip/transport/wire"
+)
+
+// Drop reasons, as counted in fabgossip_messages_dropped_total.
+const (
+	reasonMalformed       = "malformed"
+	reasonUnknownSender   = "unknown_sender"
+	reasonNotInChannel    = "not_in_channel"
+	reasonTooFarAhead     = "too_far_ahead"
+	reasonBadSignature    = "bad_signature"
+	reasonBadCertificate  = "bad_certificate"
+	reasonMayNotPublish   = "may_not_publish"
+	reasonDataHash        = "data_hash_mismatch"
+	reasonSenderNotMember = "sender_not_member"
+	reasonForeign         = "foreign_not_allowed"
+	reasonBrokenChain     = "broken_chain"
+	reasonUnknownPeer     = "unknown_peer"
+)
+
+// handlePush is the transport's push handler: one decoded batch from one peer.
+// It runs on that peer's reader goroutine, so a slow batch slows only it.
+func (n *Node) handlePush(from peer.ID, b *wire.Batch) {
+	if n.pushLoss != nil && n.pushLoss() {
+		return
+	}
+	for _, env := range b.GetEnvelopes() {
+		n.handleEnvelope(from, env, ViaPush)
+	}
+}
+
+// handleEnvelope checks and applies one envelope: cheap dedup, signature,
+// authority, store, deliver, forward, in that order.
+func (n *Node) handleEnvelope(from peer.ID, env *wire.Envelope, via Path) {
+	n.tracer.Received(from, env)
+	var m wire.Message
+	if err := proto.Unmarshal(env.GetPayload(), &m); err != nil {
+		n.drop("unknown", reasonMalformed, from)
+		return
+	}
+	switch c := m.Content.(type) {
+	case *wire.Message_Block:
+		n.metrics.received.WithLabelValues("block").Inc()
+		n.handleBlock(from, env, c.Block, via)
+	case *wire.Message_StateInfo:
+		n.metrics.received.WithLabelValues("stateinfo").Inc()
+		n.handleStateInfo(from, env, c.StateInfo, via == ViaPush)
+	case *wire.Message_Alive:
+		n.metrics.received.WithLabelValues("alive").Inc()
+		n.handleAlive(from, env, c.Alive, via == ViaPush)
+	default:
+		n.drop("unknown", reasonMalformed, from)
+	}
+}
+
+func (n *Node) drop(kind, reason string, from peer.ID) {
+	n.metrics.dropped.WithLabelValues(kind, reason).Inc()
+	n.tracer.Dropped(kind, reason, from)
+}
+
+// senderAllowed reports whether from may send this peer messages of channel
+// ch (ch == "" for none): a live member of an org of the channel, and if of
+// another org, both it and this peer are external.
+func (n *Node) senderAllowedLocked(from peer.ID, ch string) (string, bool) {
+	m := n.members.get(from)
+	if m == nil || m.dead {
+		return reasonUnknownSender, false
+	}
+	if ch != "" && !n.network().OrgInChannel(m.org, ch) {
+		return reasonSenderNotMember, false
+	}
+	if !n.mayTalk(m.org, m.external) {
+		return reasonForeign, false
+	}
+	return "", true
+}
+
+func (n *Node) handleBlock(from peer.ID, env *wire.Envelope, msg *wire.Block, via Path) {
+	const kind = "block"
+	ch := msg.GetChannel()
+	n.mu.Lock()
+	cs := n.channels[ch]
+	if cs == nil || !cs.joined || cs.left {
+		n.mu.Unlock()
+		n.drop(kind, reasonNotInChannel, from)
+		return
+	}
+	if err := cs.ledger.check(msg.GetNumber()); err != nil {
+		n.mu.Unlock()
+		if errors.Is(err, errDuplicate) {
+			n.metrics.duplicates.WithLabelValues(kind).Inc()
+		} else {
+			n.drop(kind, reasonTooFarAhead, from)
+		}
+		return
+	}
+	if reason, ok := n.senderAllowedLocked(from, ch); !ok {
+		n.mu.Unlock()
+		n.drop(kind, reason, from)
+		return
+	}
+	n.mu.Unlock()
+
+	publisher, err := peer.IDFromBytes(msg.GetPublisher())
+	if err != nil {
+		n.drop(kind, reasonMalformed, from)
+		return
+	}
+	pub, err := transport.PublicKey(publisher)
+	if err != nil {
+		n.drop(kind, reasonBadSignature, from)
+		return
+	}
+	if _, err := transport.Open(env, pub); err != nil {
+		n.drop(kind, reasonBadSignature, from)
+		return
+	}
+	v, err := identity.VerifyCertificate(n.network(), msg.GetPublisherCertificate(), publisher, n.now())
+	if err != nil {
+		n.drop(kind, reasonBadCertificate, from)
+		return
+	}
+	if !n.network().MayPublish(v.Org, ch) {
+		n.drop(kind, reasonMayNotPublish, from)
+		return
+	}
+	if dh := sha256.Sum256(msg.GetData()); !bytes.Equal(dh[:], msg.GetDataHash()) {
+		n.drop(kind, reasonDataHash, from)
+		return
+	}
+
+	b := &block{env: env, msg: msg, hash: BlockHash(msg), size: envSize(env)}
+	n.mu.Lock()
+	if cs.left || cs.ledger.check(msg.GetNumber()) != nil { // raced with another copy
+		n.mu.Unlock()
+		n.metrics.duplicates.WithLabelValues(kind).Inc()
+		return
+	}
+	deliver, broken := cs.ledger.add(b)
+	n.metrics.blocksAccepted.WithLabelValues(via.String()).Inc()
+	n.tracer.BlockAccepted(publicBlock(b), from, via)
+	for range broken {
+		n.drop(kind, reasonBrokenChain, from)
+	}
+	n.deliverLocked(cs, deliver)
+	n.mu.Unlock()
+
+	n.emit(outMsg{
+		Kind:      routing.KindBlock,
+		Channel:   ch,
+		Origin:    publisher,
+		OriginOrg: v.Org,
+		From:      from,
+		// An external peer hands a block of its own org's publisher to the
+		// channel's other orgs when it first accepts it.
+		CrossOrg: n.external && v.Org == n.org,
+		Payload:  env,
+	}, "")
+}
+
+// handleStateInfo applies a StateInfo; forward says whether a fresh one is
+// pushed on (pushed ones are; snapshot elements are not).
+func (n *Node) handleStateInfo(from peer.ID, env *wire.Envelope, si *wire.StateInfo, forward bool) {
+	const kind = "stateinfo"
+	p, err := peer.IDFromBytes(si.GetPeerId())
+	if err != nil {
+		n.drop(kind, reasonMalformed, from)
+		return
+	}
+	if p == n.self {
+		n.metrics.duplicates.WithLabelValues(kind).Inc()
+		return
+	}
+	n.mu.Lock()
+	var cs *channelState
+	for name, c := range n.channels {
+		if bytes.Equal(channelMAC(p, name), si.GetChannelMac()) {
+			cs = c
+			break
+		}
+	}
+	if cs == nil {
+		n.mu.Unlock()
+		n.drop(kind, reasonNotInChannel, from)
+		return
+	}
+	if old := cs.states[p]; old != nil && !newer(si.GetIncarnation(), si.GetSequence(), old.inc, old.seq) {
+		n.mu.Unlock()
+		n.metrics.duplicates.WithLabelValues(kind).Inc()
+		return
+	}
+	if reason, ok := n.senderAllowedLocked(from, ""); !ok {
+		n.mu.Unlock()
+		n.drop(kind, reason, from)
+		return
+	}
+	subject := n.members.get(p)
+	if subject == nil {
+		n.mu.Unlock()
+		n.drop(kind, reasonUnknownPeer, from)
+		return
+	}
+	org, external := subject.org, subject.external
+	n.mu.Unlock()
+	if !n.network().OrgInChannel(org, cs.name) {
+		n.drop(kind, reasonSenderNotMember, from)
+		return
+	}
+	pub, err := transport.PublicKey(p)
+	if err != nil {
+		n.drop(kind, reasonBadSignature, from)
+		return
+	}
+	if _, err := transport.Open(env, pub); err != nil {
+		n.drop(kind, reasonBadSignature, from)
+		return
+	}
+	n.mu.Lock()
+	if old := cs.states[p]; old != nil && !newer(si.GetIncarnation(), si.GetSequence(), old.inc, old.seq) {
+		n.mu.Unlock()
+		return
+	}
+	wasEligible := cs.eligible(p)
+	cs.states[p] = &stateInfo{height: si.GetLedgerHeight(), left: si.GetLeft(), inc: si.GetIncarnation(), seq: si.GetSequence(), env: env}
+	if wasEligible != cs.eligible(p) {
+		n.invalidateViewLocked()
+	}
+	n.mu.Unlock()
+	if forward {
+		n.emit(outMsg{
+			Kind:           routing.KindStateInfo,
+			Channel:        cs.name,
+			Origin:         p,
+			OriginOrg:      org,
+			OriginExternal: external,
+			From:           from,
+			Payload:        env,
+		}, stateInfoKey(p, cs.name))
+	}
+}
+
+// verifyAlive checks an alive envelope fully: the certificate chains to an
+// org of this network, is valid now and names the envelope's signer, and the
+// signature (and the Secret's, if any) verifies. It returns the member it
+// describes; the Secret is read only for a member of this peer's org.
+func (n *Node) verifyAlive(env *wire.Envelope, a *wire.Alive, now time.Time) (*member, error) {
+	body := new(wire.CertificateBody)
+	if err := proto.Unmarshal(a.GetCertificate().GetBody(), body); err != nil {
+		return nil, identity.ErrMalformedCert
+	}
+	p, err := peer.IDFromBytes(body.GetPeerId())
+	if err != nil {
+		return nil, identity.ErrMalformedCert
+	}
+	v, err := identity.VerifyCertificate(n.network(), a.GetCertificate(), p, now)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := transport.PublicKey(p)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := transport.Open(env, pub); err != nil {
+		return nil, err
+	}
+	m := &member{
+		id:       p,
+		org:      v.Org,
+		external: a.GetExternal(),
+		inc:      a.GetIncarnation(),
+		seq:      a.GetSequence(),
+		notAfter: v.NotAfter,
+		alive:    env,
+	}
+	for _, raw := range a.GetAddrs() {
+		if addr, err := ma.NewMultiaddrBytes(raw); err == nil {
+			m.addrs = append(m.addrs, addr)
+		}
+	}
+	if v.Org != n.org {
+		m.alive = transport.StripSecret(env)
+	} else if env.GetSecret() != nil {
+		s, err := transport.OpenSecret(env, pub)
+		if err != nil {
+			return nil, err
+		}
+		for _, raw := range s.GetInternalAddrs() {
+			if addr, err := ma.NewMultiaddrBytes(raw); err == nil {
+				m.internal = append(m.internal, addr)
+			}
+		}
+	}
+	return m, nil
+}
+
+// aliveSubject returns the peer an alive message describes, without verifying.
+func aliveSubject(a *wire.Alive) (peer.ID, bool) {
+	body := new(wire.CertificateBody)
+	if err := proto.Unmarshal(a.GetCertificate().GetBody(), body); err != nil {
+		return "", false
+	}
+	p, err := peer.IDFromBytes(body.GetPeerId())
+	return p, err == nil
+}
+
+// handleAlive applies an alive message received from from (by push, or in a
+// membership response when forward is false).
+func (n *Node) handleAlive(from peer.ID, env *wire.Envelope, a *wire.Alive, forward bool) {
+	const kind = "alive"
+	p, ok := aliveSubject(a)
+	if !ok {
+		n.drop(kind, reasonMalformed, from)
+		return
+	}
+	if p == n.self {
+		n.metrics.duplicates.WithLabelValues(kind).Inc()
+		return
+	}
+	n.mu.Lock()
+	stale := n.members.stale(p, a.GetIncarnation(), a.GetSequence())
+	reason, senderOK := n.senderAllowedLocked(from, "")
+	n.mu.Unlock()
+	if stale {
+		n.metrics.duplicates.WithLabelValues(kind).Inc()
+		return
+	}
+	if !senderOK && from != p { // a peer's own alive is how it becomes known
+		n.drop(kind, reason, from)
+		return
+	}
+	m, err := n.verifyAlive(env, a, n.now())
+	if err != nil {
+		n.drop(kind, reasonBadCertificate, from)
+		return
+	}
+	n.acceptAlive(m, from, forward)
+}
+
+// acceptAlive records a verified alive if the disclosure rules let this peer
+// know it, learns its addresses and forwards it.
+func (n *Node) acceptAlive(m *member, from peer.ID, forward bool) bool {
+	if !n.mayTalk(m.org, m.external) {
+		// Peers that are not external are invisible to other orgs, and a
+		// peer that is not external knows no foreign peer.
+		n.drop("alive", reasonForeign, from)
+		return false
+	}
+	n.mu.Lock()
+	fresh, revived := n.members.apply(m, n.now())
+	if fresh {
+		n.invalidateViewLocked()
+		if revived {
+			n.log.Info("peer back", "remote", m.id.String())
+		}
+		n.updatePeerGaugeLocked()
+	}
+	n.mu.Unlock()
+	if !fresh {
+		return false
+	}
+	// Every member this peer may talk to shares a channel with it: keep the
+	// connection through connection-manager trims.
+	n.host.ConnManager().Protect(m.id, protectTag)
+	n.learnAddrs(m)
+	if forward {
+		n.emit(outMsg{
+			Kind:           routing.KindAlive,
+			Origin:         m.id,
+			OriginOrg:      m.org,
+			OriginExternal: m.external,
+			From:           from,
+			Payload:        m.alive,
+		}, aliveKey(m.id))
+	}
+	return true
+}
+
+func aliveKey(p peer.ID) string { return "alive/" + string(p) }
+
+func (n *Node) updatePeerGaugeLocked() {
+	counts := map[string]int{}
+	for _, org := range n.network().Orgs() {
+		counts[org.Name] = 0
+	}
+	for _, m := range n.members.members {
+		if !m.dead {
+			counts[m.org]++
+		}
+	}
+	for org, c := range counts {
+		n.metrics.peers.WithLabelValues(org).Set(float64(c))
+	}
+}
+
+// envSize is the encoded size of an envelope, its weight in the emitter's
+// byte budget.
+func envSize(env *wire.Envelope) int { return proto.Size(env) }

@@ -1,0 +1,128 @@
+package node
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/fabgossip/fabgossip/transport/wire"
+)
+
+// chain builds n linked blocks of channel ch.
+func chain(ch string, n int) []*block {
+	var out []*block
+	var prev []byte
+	for i := range n {
+		m := &wire.Block{Channel: ch, Number: uint64(i), PreviousHash: prev, DataHash: []byte{byte(i)}}
+		b := &block{env: &wire.Envelope{}, msg: m, hash: BlockHash(m), size: 100}
+		prev = b.hash
+		out = append(out, b)
+	}
+	return out
+}
+
+func numbersOf(bs []*block) []uint64 {
+	var out []uint64
+	for _, b := range bs {
+		out = append(out, b.msg.Number)
+	}
+	return out
+}
+
+func TestLedgerDeliversInOrderAcrossGaps(t *testing.T) {
+	l := newLedger(100, 50)
+	bs := chain("c", 5)
+	for _, i := range []int{1, 3, 4} {
+		if d, _ := l.add(bs[i]); len(d) != 0 {
+			t.Fatalf("block %d delivered before block 0", i)
+		}
+	}
+	if d, _ := l.add(bs[0]); !slices.Equal(numbersOf(d), []uint64{0, 1}) {
+		t.Fatalf("after block 0: delivered %v, want [0 1]", numbersOf(d))
+	}
+	if d, _ := l.add(bs[2]); !slices.Equal(numbersOf(d), []uint64{2, 3, 4}) {
+		t.Fatalf("after block 2: delivered %v, want [2 3 4]", numbersOf(d))
+	}
+	if l.height != 5 {
+		t.Fatalf("height %d, want 5", l.height)
+	}
+}
+
+func TestLedgerCheck(t *testing.T) {
+	l := newLedger(2, 10)
+	for _, b := range chain("c", 4) {
+		l.add(b)
+	}
+	for _, tt := range []struct {
+		n    uint64
+		want error
+	}{
+		{0, errDuplicate}, // delivered and evicted from the window: still a duplicate
+		{3, errDuplicate},
+		{4, nil},
+		{13, nil},
+		{14, errTooFarAhead},
+	} {
+		if err := l.check(tt.n); !errors.Is(err, tt.want) {
+			t.Errorf("check(%d) = %v, want %v", tt.n, err, tt.want)
+		}
+	}
+}
+
+func TestLedgerWindowEvicts(t *testing.T) {
+	l := newLedger(3, 10)
+	for _, b := range chain("c", 10) {
+		l.add(b)
+	}
+	if got := l.numbers(); !slices.Equal(got, []uint64{7, 8, 9}) {
+		t.Fatalf("held %v, want the last 3", got)
+	}
+}
+
+func TestLedgerRejectsBrokenLink(t *testing.T) {
+	l := newLedger(10, 10)
+	bs := chain("c", 3)
+	forged := &wire.Block{Channel: "c", Number: 1, PreviousHash: []byte("not block 0")}
+	l.add(bs[0])
+	d, broken := l.add(&block{env: &wire.Envelope{}, msg: forged, hash: BlockHash(forged)})
+	if len(d) != 0 || len(broken) != 1 {
+		t.Fatalf("forged link: delivered %v, broken %d; want none delivered, one broken", numbersOf(d), len(broken))
+	}
+	if err := l.check(1); err != nil {
+		t.Fatalf("the slot of a broken block must stay open for the right one: %v", err)
+	}
+	if d, _ := l.add(bs[1]); !slices.Equal(numbersOf(d), []uint64{1}) {
+		t.Fatalf("right block 1 not delivered: %v", numbersOf(d))
+	}
+}
+
+func TestLedgerDigestMissingGet(t *testing.T) {
+	l := newLedger(100, 100)
+	bs := chain("c", 8)
+	for _, i := range []int{0, 1, 2, 5, 6} {
+		l.add(bs[i])
+	}
+	var got [][2]uint64
+	for _, r := range l.digest() {
+		got = append(got, [2]uint64{r.First, r.Last})
+	}
+	if len(got) != 2 || got[0] != [2]uint64{0, 2} || got[1] != [2]uint64{5, 6} {
+		t.Fatalf("digest %v, want [[0 2] [5 6]]", got)
+	}
+	remote := []*wire.Range{{First: 0, Last: 7}}
+	if m := l.missing(remote, 10); !slices.Equal(m, []uint64{3, 4, 7}) {
+		t.Fatalf("missing %v, want [3 4 7]", m)
+	}
+	if m := l.missing(remote, 2); !slices.Equal(m, []uint64{3, 4}) {
+		t.Fatalf("missing with limit 2: %v", m)
+	}
+	if g := l.get(remote, 2, 1<<20); !slices.Equal(numbersOf(g), []uint64{0, 1}) {
+		t.Fatalf("get count-bounded: %v", numbersOf(g))
+	}
+	if g := l.get(remote, 10, 250); !slices.Equal(numbersOf(g), []uint64{0, 1}) {
+		t.Fatalf("get byte-bounded (100 B each, 250 B budget): %v", numbersOf(g))
+	}
+	if g := l.get(remote, 10, 1); len(g) != 1 {
+		t.Fatalf("get with a budget below one block must still return one, got %d", len(g))
+	}
+}

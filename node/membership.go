@@ -1,0 +1,89 @@
+package node
+
+import (
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/fabgossip/fabgossip/transport/wire"
+)
+
+// member is what this peer knows of another: its verified identity and its
+// latest alive message.
+type member struct {
+	id       peer.ID
+	org      string
+	external bool
+	addrs    []ma.Multiaddr // advertised to every org (external peers only)
+	internal []ma.Multiaddr // from the Secret: known only inside the member's org
+	inc, seq uint64
+	alive    *wire.Envelope // the latest alive, as it may be forwarded
+	lastSeen time.Time      // when a newer alive was last accepted
+	notAfter time.Time      // certificate expiry
+	dead     bool
+}
+
+// newer reports whether the (incarnation, sequence) pair (inc, seq) supersedes
+// (inc0, seq0): a new incarnation always wins, within one incarnation the
+// higher sequence wins, and an equal pair is a replay.
+func newer(inc, seq, inc0, seq0 uint64) bool {
+	return inc > inc0 || inc == inc0 && seq > seq0
+}
+
+// membership is the table of verified members, keyed by peer ID. It is pure:
+// the node serialises access, verifies before applying, and passes the time.
+type membership struct {
+	members map[peer.ID]*member
+}
+
+func newMembership() *membership {
+	return &membership{members: make(map[peer.ID]*member)}
+}
+
+// stale reports whether an alive (inc, seq) about p is a replay or older than
+// what the table holds: the cheap dedup run before any signature check.
+func (t *membership) stale(p peer.ID, inc, seq uint64) bool {
+	m := t.members[p]
+	return m != nil && !newer(inc, seq, m.inc, m.seq)
+}
+
+// apply records a verified alive. It returns whether the alive was new (and
+// should be forwarded) and whether the member came back from the dead.
+func (t *membership) apply(a *member, now time.Time) (fresh, revived bool) {
+	old := t.members[a.id]
+	if old != nil && !newer(a.inc, a.seq, old.inc, old.seq) {
+		return false, false
+	}
+	a.lastSeen = now
+	if old != nil && len(a.internal) == 0 && a.org == old.org {
+		a.internal = old.internal // an alive stripped of its Secret keeps what we knew
+	}
+	t.members[a.id] = a
+	return true, old != nil && old.dead
+}
+
+// expire marks dead every live member not heard from within timeout, or whose
+// certificate has expired, and returns them.
+func (t *membership) expire(now time.Time, timeout time.Duration) []peer.ID {
+	var died []peer.ID
+	for id, m := range t.members {
+		if m.dead {
+			continue
+		}
+		if now.Sub(m.lastSeen) >= timeout || !now.Before(m.notAfter) {
+			m.dead = true
+			died = append(died, id)
+		}
+	}
+	return died
+}
+
+// get returns the member p, dead or alive, or nil.
+func (t *membership) get(p peer.ID) *member { return t.members[p] }
+
+// live reports whether p is a known, live member.
+func (t *membership) live(p peer.ID) bool {
+	m := t.members[p]
+	return m != nil && !m.dead
+}

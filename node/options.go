@@ -1,0 +1,70 @@
+package node
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fabgossip/fabgossip/transport"
+)
+
+// Option configures a Node's collaborators.
+type Option func(*options)
+
+type options struct {
+	logger          *slog.Logger
+	tracer          Tracer
+	transportTracer transport.Tracer
+	now             func() time.Time
+	registerer      prometheus.Registerer
+	seed            uint64
+	transport       transport.Config
+	gater           Gater
+}
+
+func defaultOptions() options {
+	var b [8]byte
+	_, _ = io.ReadFull(rand.Reader, b[:])
+	return options{
+		logger:    slog.New(slog.DiscardHandler),
+		now:       time.Now,
+		seed:      binary.LittleEndian.Uint64(b[:]),
+		transport: transport.DefaultConfig(),
+	}
+}
+
+// WithLogger sets the structured logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithTracer sets a tracer that sees what the node accepts, delivers, drops
+// and sends; tests and the benchmark hang off it.
+func WithTracer(t Tracer) Option { return func(o *options) { o.tracer = t } }
+
+// WithTransportTracer sets the transport's tracer (frames and bytes per
+// protocol and peer).
+func WithTransportTracer(t transport.Tracer) Option {
+	return func(o *options) { o.transportTracer = t }
+}
+
+// WithClock sets the clock used for certificate validity and membership
+// expiry (default time.Now).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithRegisterer registers the node's Prometheus metrics (default: none).
+func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { o.registerer = r } }
+
+// WithSeed seeds the node's peer selection, for reproducible tests and
+// benchmarks (default: random).
+func WithSeed(seed uint64) Option { return func(o *options) { o.seed = seed } }
+
+// WithTransportConfig sets the transport's configuration (default
+// transport.DefaultConfig()).
+func WithTransportConfig(c transport.Config) Option { return func(o *options) { o.transport = c } }
+
+// WithGater lets the node keep out, for the gater's back-off, a peer that
+// failed the handshake (default: none; the peer is only disconnected).
+func WithGater(g Gater) Option { return func(o *options) { o.gater = g } }

@@ -1,0 +1,91 @@
+package node
+
+import (
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/fabgossip/fabgossip/transport/wire"
+)
+
+// Path says how a block reached this peer.
+type Path uint8
+
+const (
+	// ViaPush is a block received on the push protocol.
+	ViaPush Path = iota + 1
+	// ViaPull is a block received in a pull response.
+	ViaPull
+	// ViaPublish is a block this peer published.
+	ViaPublish
+)
+
+func (p Path) String() string {
+	switch p {
+	case ViaPush:
+		return "push"
+	case ViaPull:
+		return "pull"
+	case ViaPublish:
+		return "publish"
+	}
+	return "unknown"
+}
+
+// Tracer observes a node. Methods are called synchronously from the node's
+// goroutines, sometimes under its lock: they must be fast and must not call
+// back into the node. A nil Tracer, or a struct embedding NopTracer, is fine.
+type Tracer interface {
+	// Received is called for every envelope that arrives from from, by push
+	// or in a pull or hello response, before any check.
+	Received(from peer.ID, env *wire.Envelope)
+	// BlockAccepted is called when a block first passes every check.
+	BlockAccepted(b Block, from peer.ID, via Path)
+	// BlockDelivered is called when a block is delivered in order.
+	BlockDelivered(b Block)
+	// Dropped is called for every message refused, with its kind and why.
+	Dropped(kind, reason string, from peer.ID)
+	// BatchSent is called for every push frame handed to the transport.
+	BatchSent(to peer.ID, b *wire.Batch)
+}
+
+// NopTracer implements Tracer with methods that do nothing; embed it to
+// implement only some.
+type NopTracer struct{}
+
+func (NopTracer) Received(peer.ID, *wire.Envelope)   {}
+func (NopTracer) BlockAccepted(Block, peer.ID, Path) {}
+func (NopTracer) BlockDelivered(Block)               {}
+func (NopTracer) Dropped(string, string, peer.ID)    {}
+func (NopTracer) BatchSent(peer.ID, *wire.Batch)     {}
+
+// tracerDispatch makes a nil Tracer safe to call.
+type tracerDispatch struct{ t Tracer }
+
+func (d tracerDispatch) Received(from peer.ID, env *wire.Envelope) {
+	if d.t != nil {
+		d.t.Received(from, env)
+	}
+}
+
+func (d tracerDispatch) BlockAccepted(b Block, from peer.ID, via Path) {
+	if d.t != nil {
+		d.t.BlockAccepted(b, from, via)
+	}
+}
+
+func (d tracerDispatch) BlockDelivered(b Block) {
+	if d.t != nil {
+		d.t.BlockDelivered(b)
+	}
+}
+
+func (d tracerDispatch) Dropped(kind, reason string, from peer.ID) {
+	if d.t != nil {
+		d.t.Dropped(kind, reason, from)
+	}
+}
+
+func (d tracerDispatch) BatchSent(to peer.ID, b *wire.Batch) {
+	if d.t != nil {
+		d.t.BatchSent(to, b)
+	}
+}
