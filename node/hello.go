@@ -158,8 +158,14 @@ func (n *Node) handleHello(_ context.Context, from peer.ID, req *wire.Hello) (*w
 	n.tracer.Received(from, req.GetAlive())
 	m, err := n.checkHello(from, req)
 	if err != nil {
-		// Close after the handler returns, so the stream ends first.
-		go n.reject(from, err)
+		// Disconnect after the handler returns, so the stream ends first. The
+		// transport waits for handlers before Close goes on to wg.Wait, so
+		// this Add always precedes the Wait.
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.reject(from, err)
+		}()
 		return nil, err
 	}
 	n.acceptAlive(m, from, true)

@@ -31,6 +31,11 @@ func (n *Node) aliveLoop(ctx context.Context) {
 		n.emitAlive()
 		n.mu.Lock()
 		died := n.members.expire(n.now(), n.cfg.AliveExpirationTimeout)
+		for _, p := range n.members.purge(n.now(), n.cfg.AliveExpirationTimeout) {
+			for _, cs := range n.channels {
+				delete(cs.states, p)
+			}
+		}
 		var dead []peer.ID
 		for id, m := range n.members.members {
 			if m.dead {

@@ -79,6 +79,23 @@ func (t *membership) expire(now time.Time, timeout time.Duration) []peer.ID {
 	return died
 }
 
+// purgeFactor is how many expiration timeouts a dead member stays known (and
+// probed) before it is forgotten, as Fabric's msgExpirationFactor.
+const purgeFactor = 20
+
+// purge forgets members dead and silent for purgeFactor × timeout, so the
+// table does not grow with every peer that ever came and went.
+func (t *membership) purge(now time.Time, timeout time.Duration) []peer.ID {
+	var gone []peer.ID
+	for id, m := range t.members {
+		if m.dead && now.Sub(m.lastSeen) >= purgeFactor*timeout {
+			delete(t.members, id)
+			gone = append(gone, id)
+		}
+	}
+	return gone
+}
+
 // get returns the member p, dead or alive, or nil.
 func (t *membership) get(p peer.ID) *member { return t.members[p] }
 

@@ -74,3 +74,16 @@ func TestMembershipExpiresCertificates(t *testing.T) {
 		t.Fatal("a member whose certificate expired stays live")
 	}
 }
+
+func TestMembershipPurgesLongDead(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	tab := newMembership()
+	tab.apply(&member{id: "p", inc: 1, notAfter: t0.Add(time.Hour)}, t0)
+	tab.expire(t0.Add(time.Second), time.Second)
+	if gone := tab.purge(t0.Add(purgeFactor*time.Second-time.Nanosecond), time.Second); len(gone) != 0 {
+		t.Fatalf("purged too early: %v", gone)
+	}
+	if gone := tab.purge(t0.Add(purgeFactor*time.Second), time.Second); !slices.Equal(gone, []peer.ID{"p"}) || tab.get("p") != nil {
+		t.Fatalf("purge = %v, want [p] and the member forgotten", gone)
+	}
+}
