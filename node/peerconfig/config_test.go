@@ -1,0 +1,307 @@
+package peerconfig_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/fabgossip/fabgossip/node/admin"
+	"github.com/fabgossip/fabgossip/node/identity"
+	"github.com/fabgossip/fabgossip/node/peerconfig"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const valid = `network: network.yaml
+key: peer.key
+certificate: peer.cert
+`
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // substrings of the error, in order of appearance
+	}{
+		{"empty", "", []string{"p.yaml: empty file"}},
+		{"not YAML", "network: [", []string{"p.yaml: "}},
+		{"unknown field", valid + "colour: blue\n", []string{`p.yaml:4: unknown field "colour"`}},
+		{"unknown nested field", valid + "admin:\n  adress: x\n", []string{`p.yaml:5: unknown field "adress"`}},
+		{"wrong type", valid + "external: maybe\n", []string{`p.yaml:4: "maybe" is not a valid boolean`}},
+		{"bad duration", valid + "gossip:\n  pull_interval: soon\n", []string{`p.yaml:5: "soon" is not a valid duration`}},
+		{"missing files", "external: true\n", []string{
+			"p.yaml: network: missing", "p.yaml: key: missing", "p.yaml: certificate: missing",
+		}},
+		{"bad listen address", valid + "listen:\n  - /ip4/127.0.0.1/tcp/1\n  - tcp://x\n", []string{
+			`p.yaml:6: listen[1]: "tcp://x" is not a multiaddr`,
+		}},
+		{"bootstrap without peer ID", valid + "bootstrap: [/ip4/10.0.0.1/tcp/7051]\n", []string{
+			`p.yaml:4: bootstrap[0]: "/ip4/10.0.0.1/tcp/7051"`,
+		}},
+		{"bad admin address", valid + "admin:\n  address: localhost\n", []string{
+			`p.yaml:5: admin.address: "localhost": want host:port`,
+		}},
+		{"bad log level", valid + "log:\n  level: loud\n", []string{`p.yaml:5: log.level: "loud"`}},
+		{"bad log format", valid + "log:\n  format: xml\n", []string{`p.yaml:5: log.format: "xml"`}},
+		{"bad preset", valid + "gossip:\n  preset: fast\n", []string{`p.yaml:5: gossip.preset: "fast"`}},
+		{"override out of range", valid + "gossip:\n  alive_time_interval: 1m\n", []string{
+			"p.yaml:4: gossip: node: AliveExpirationTimeout",
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := peerconfig.Parse("p.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			for _, w := range tc.want {
+				i := strings.Index(msg, w)
+				if i < 0 {
+					t.Fatalf("error %q does not contain %q", msg, w)
+				}
+				msg = msg[i+len(w):]
+			}
+		})
+	}
+}
+
+func TestParseValid(t *testing.T) {
+	c, err := peerconfig.Parse("p.yaml", []byte(valid+`external: true
+channels: [ch0]
+listen: [/ip4/127.0.0.1/tcp/0]
+admin:
+  address: ""
+gossip:
+  preset: local
+  pull_interval: 250ms
+  propagate_peer_num: 4
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := c.NodeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc.PullInterval != 250*time.Millisecond || nc.PropagatePeerNum != 4 || nc.AliveTimeInterval != 500*time.Millisecond {
+		t.Errorf("node config: %+v", nc)
+	}
+	if c.Admin.Address != "" || !c.External || c.Log.Level != "info" {
+		t.Errorf("config: %+v", c)
+	}
+	if hc := c.HostConfig(); len(hc.ListenAddrs) != 1 || hc.GaterBackoff != 10*time.Second {
+		t.Errorf("host config: %+v", hc)
+	}
+	// What Marshal writes, Parse reads back.
+	data, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := peerconfig.Parse("again.yaml", data)
+	if err != nil {
+		t.Fatalf("re-parse: %v\n%s", err, data)
+	}
+	if nc2, _ := back.NodeConfig(); nc2 != nc {
+		t.Errorf("round trip changed the node config: %+v", nc2)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := peerconfig.Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "nope.yaml") {
+		t.Errorf("Load of a missing file: %v", err)
+	}
+}
+
+// network writes a two-org network into a temporary directory: org1 with
+// peers 0 (external) and 1, org2 with peer 2; ch0 is {org1, org2}, ch1 is
+// {org1}. Every peer listens on a free loopback port.
+func network(t *testing.T) []peerconfig.GeneratedPeer {
+	t.Helper()
+	peers, err := peerconfig.WriteLayout(t.TempDir(), peerconfig.Layout{
+		Network: "cfgtest",
+		Orgs:    []peerconfig.OrgLayout{{Name: "org1", Peers: 2, External: 1}, {Name: "org2", Peers: 1, External: 1}},
+		Channels: []identity.Channel{
+			{Name: "ch0", Orgs: []string{"org1", "org2"}},
+			{Name: "ch1", Orgs: []string{"org1"}},
+		},
+		Peer: func(_ peerconfig.GeneratedPeer, c *peerconfig.Config) {
+			c.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+			c.Admin.Address = "127.0.0.1:0"
+			c.Gossip.Preset = peerconfig.PresetLocal
+			c.Log.Level = "error"
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return peers
+}
+
+func load(t *testing.T, g peerconfig.GeneratedPeer) *peerconfig.Config {
+	t.Helper()
+	c, err := peerconfig.Load(g.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestNewErrors(t *testing.T) {
+	peers := network(t)
+	tests := []struct {
+		name string
+		edit func(c *peerconfig.Config)
+		want string
+	}{
+		{"key of another peer", func(c *peerconfig.Config) {
+			c.Key = filepath.Join(peers[1].Dir, "peer.key")
+		}, "is for peer " + peers[0].ID.String() + ", but key file"},
+		{"missing certificate", func(c *peerconfig.Config) { c.Certificate = "nope.cert" }, "nope.cert: no such file"},
+		{"network of another org set", func(c *peerconfig.Config) {
+			other, _, err := identity.GenerateNetwork("cfgtest", []string{"org9"}, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "other.yaml")
+			if err := identity.WriteNetwork(path, other, identity.CreateOnly); err != nil {
+				t.Fatal(err)
+			}
+			c.Network = path
+		}, "certificate names an unknown org"},
+		{"unknown channel", func(c *peerconfig.Config) { c.Channels = []string{"ch9"} }, `channels[0]: unknown channel "ch9"`},
+		{"channel of other orgs", func(c *peerconfig.Config) {
+			c.Certificate = filepath.Join(peers[2].Dir, "peer.cert")
+			c.Key = filepath.Join(peers[2].Dir, "peer.key")
+			c.Channels = []string{"ch1"}
+		}, `org "org2" is not a member of channel "ch1"`},
+		{"missing token file", func(c *peerconfig.Config) { c.Admin.TokenFile = "token" }, "admin token file"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := load(t, peers[0])
+			tc.edit(c)
+			p, err := peerconfig.New(c)
+			if err == nil {
+				_ = p.Close()
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestPortInUse(t *testing.T) {
+	peers := network(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ln.Close() }()
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	c := load(t, peers[0])
+	c.Listen = []string{"/ip4/127.0.0.1/tcp/" + strconv.Itoa(port)}
+	if p, err := peerconfig.New(c); err == nil {
+		_ = p.Close()
+		t.Fatal("libp2p listen on a taken port succeeded")
+	} else if !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("libp2p port in use: %v", err)
+	}
+
+	c = load(t, peers[0])
+	c.Admin.Address = ln.Addr().String()
+	p, err := peerconfig.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Close() }()
+	if err := p.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("admin port in use: %v", err)
+	}
+}
+
+func TestPeersRunAndTalk(t *testing.T) {
+	peers := network(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	first, err := peerconfig.New(load(t, peers[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = first.Close() }()
+	if err := first.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	info := first.Info()
+	if info.Org != "org1" || !info.External || info.AdminURL == "" || len(info.Addrs) == 0 {
+		t.Fatalf("info: %+v", info)
+	}
+
+	var others []*peerconfig.Peer
+	for _, g := range peers[1:] {
+		c := load(t, g)
+		c.Bootstrap = info.Addrs
+		p, err := peerconfig.New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = p.Close() }()
+		if err := p.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		others = append(others, p)
+	}
+
+	client, err := admin.NewClient(info.AdminURL, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(20 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for len(first.Node().ChannelPeers("ch0")) < 2 {
+		select {
+		case <-deadline:
+			t.Fatal("peers did not meet")
+		case <-tick.C:
+		}
+	}
+	if _, err := client.Publish(ctx, "ch0", []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range others {
+		for h, _ := p.Node().Height("ch0"); h < 1; h, _ = p.Node().Height("ch0") {
+			select {
+			case <-deadline:
+				t.Fatalf("peer %s did not deliver", p.Info().PeerID)
+			case <-tick.C:
+			}
+		}
+	}
+	for _, p := range append(others, first) {
+		if err := p.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		if err := p.Close(); err != nil {
+			t.Errorf("second close: %v", err)
+		}
+	}
+	if err := first.Start(ctx); err == nil {
+		t.Errorf("Start after Close succeeded")
+	}
+}

@@ -1,0 +1,218 @@
+package testnet
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// Report is the outcome of a process testnet: per channel, whether every
+// eligible peer got every block, whether any block reached a peer outside
+// the channel, how fast and at what cost.
+type Report struct {
+	Command  []string        `json:"command"`
+	Topology TopologyReport  `json:"topology"`
+	Channels []ChannelReport `json:"channels"`
+	// TotalBytesSent is every fabgossip frame byte all peers sent (push,
+	// pull, hello; blocks, StateInfo and alive), and OverallAmplification
+	// that divided by the block data delivered to peers other than the
+	// publishers.
+	TotalBytesSent       uint64  `json:"total_bytes_sent"`
+	OverallAmplification float64 `json:"overall_amplification"`
+	DurationSeconds      float64 `json:"duration_seconds"`
+	Passed               bool    `json:"passed"`
+}
+
+// TopologyReport is the network the testnet ran.
+type TopologyReport struct {
+	Orgs        int               `json:"orgs"`
+	PeersPerOrg int               `json:"peers_per_org"`
+	External    int               `json:"external_per_org"`
+	Transport   string            `json:"transport"`
+	BlockSize   int               `json:"block_size"`
+	Blocks      int               `json:"blocks_per_channel"`
+	Rate        float64           `json:"rate_per_channel"`
+	Channels    []ChannelTopology `json:"channels"`
+}
+
+// ChannelTopology is one channel of the topology.
+type ChannelTopology struct {
+	Name      string   `json:"name"`
+	Orgs      []string `json:"orgs"`
+	Publisher string   `json:"publisher"`
+}
+
+// ChannelReport is the outcome of one channel.
+type ChannelReport struct {
+	Name          string `json:"name"`
+	EligiblePeers int    `json:"eligible_peers"`
+	Published     int    `json:"blocks"`
+	// Delivered of Expected (block, eligible peer) pairs; Coverage is their
+	// ratio.
+	Delivered int     `json:"delivered"`
+	Expected  int     `json:"expected"`
+	Coverage  float64 `json:"coverage"`
+	// Leaks counts block envelopes of this channel that reached peers whose
+	// org is not a member (accepted or not), from their metrics.
+	Leaks int `json:"leaks"`
+	// Latency from publish to the last eligible peer's delivery, over the
+	// blocks every eligible peer delivered.
+	LatencyP50Ms float64 `json:"latency_p50_ms"`
+	LatencyP99Ms float64 `json:"latency_p99_ms"`
+	// Amplification is the block envelope bytes of this channel received by
+	// all peers (push and pull) per byte of block data delivered to an
+	// eligible peer other than the publisher; 1.0 is the floor, the envelope
+	// (signature, publisher certificate) adds a little.
+	Amplification float64 `json:"amplification"`
+	// DuplicatesPerBlock is the block envelopes received beyond the first,
+	// per (block, receiving eligible peer).
+	DuplicatesPerBlock float64 `json:"duplicates_per_block"`
+	// Missing lists up to ten (peer, block) pairs that were not delivered.
+	Missing []string `json:"missing,omitempty"`
+	// LeakedTo lists the non-member peers that received blocks.
+	LeakedTo []string `json:"leaked_to,omitempty"`
+}
+
+// OK reports whether the channel has full coverage and no leak.
+func (c ChannelReport) OK() bool {
+	return c.Expected > 0 && c.Delivered == c.Expected && c.Leaks == 0
+}
+
+// WriteTable writes the report as a table with a verdict line.
+func (r *Report) WriteTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "channel\torgs\tpublisher\teligible\tblocks\tcoverage\tleaks\tlatency p50\tlatency p99\tbytes/delivered byte\tdup/block")
+	for i, c := range r.Channels {
+		t := r.Topology.Channels[i]
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%s\t%.2f\t%.2f\n",
+			c.Name, strings.Join(t.Orgs, ","), t.Publisher, c.EligiblePeers, c.Published,
+			fmtPercent(c.Coverage), c.Leaks, fmtMs(c.LatencyP50Ms), fmtMs(c.LatencyP99Ms), c.Amplification, c.DuplicatesPerBlock)
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(w, "all traffic (blocks, StateInfo, alive, pull, hello): %s sent, %.2f bytes per delivered byte; %.1fs\n",
+		fmtBytes(r.TotalBytesSent), r.OverallAmplification, r.DurationSeconds)
+	for _, c := range r.Channels {
+		if len(c.Missing) > 0 {
+			fmt.Fprintf(w, "%s: not delivered (peer/block, first %d): %s\n", c.Name, len(c.Missing), strings.Join(c.Missing, " "))
+		}
+		if len(c.LeakedTo) > 0 {
+			fmt.Fprintf(w, "%s: LEAKED to non-members: %s\n", c.Name, strings.Join(c.LeakedTo, " "))
+		}
+	}
+	if r.Passed {
+		fmt.Fprintln(w, "PASS: 100% coverage and 0 leaks on every channel")
+	} else {
+		fmt.Fprintln(w, "FAIL: a channel has coverage below 100% or leaks")
+	}
+}
+
+// WriteJSON writes the report as indented JSON to path.
+func (r *Report) WriteJSON(path string) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+func fmtPercent(f float64) string {
+	if f < 1 && f > 0.9999 {
+		return "99.99%" // never round a miss up to 100%
+	}
+	return fmt.Sprintf("%.2f%%", 100*f)
+}
+
+func fmtMs(ms float64) string {
+	if math.IsNaN(ms) {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fms", ms)
+}
+
+func fmtBytes(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// percentile returns the q-quantile (nearest rank) of ds in milliseconds,
+// NaN for none.
+func percentile(ds []time.Duration, q float64) float64 {
+	if len(ds) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	i = min(max(i, 0), len(s)-1)
+	return float64(s[i]) / float64(time.Millisecond)
+}
+
+// peerMetrics are the counters of one peer the report needs.
+type peerMetrics struct {
+	blocksReceived map[string]float64 // channel
+	blockBytes     map[string]float64 // channel
+	accepted       map[string]float64 // channel, from the network (push and pull)
+	bytesSent      float64            // every fabgossip protocol
+}
+
+// parseMetrics reads the Prometheus text a peer's /metrics served.
+func parseMetrics(text []byte) (peerMetrics, error) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(bytes.NewReader(text))
+	if err != nil {
+		return peerMetrics{}, fmt.Errorf("parse metrics: %w", err)
+	}
+	m := peerMetrics{
+		blocksReceived: byLabel(fams["fabgossip_channel_blocks_received_total"], "channel", nil),
+		blockBytes:     byLabel(fams["fabgossip_channel_block_bytes_received_total"], "channel", nil),
+		accepted: byLabel(fams["fabgossip_channel_blocks_accepted_total"], "channel", func(mt *dto.Metric) bool {
+			return label(mt, "path") != "publish"
+		}),
+	}
+	for _, v := range byLabel(fams["fabgossip_transport_bytes_sent_total"], "protocol", nil) {
+		m.bytesSent += v
+	}
+	return m, nil
+}
+
+// byLabel sums a counter family's values by one label.
+func byLabel(f *dto.MetricFamily, name string, keep func(*dto.Metric) bool) map[string]float64 {
+	out := map[string]float64{}
+	if f == nil {
+		return out
+	}
+	for _, mt := range f.GetMetric() {
+		if keep != nil && !keep(mt) {
+			continue
+		}
+		out[label(mt, name)] += mt.GetCounter().GetValue()
+	}
+	return out
+}
+
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}

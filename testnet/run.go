@@ -1,0 +1,655 @@
+package testnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fabgossip/fabgossip/node/peerconfig"
+)
+
+// ProcessOptions describe a testnet of peer processes. Start from
+// DefaultProcessOptions.
+type ProcessOptions struct {
+	// Orgs, PeersPerOrg and External (per org, the first peers) shape the
+	// network; Channels is the number of channels, laid out by
+	// DefaultChannels.
+	Orgs, PeersPerOrg, External, Channels int
+	// BlockSize is the data size of every block; Blocks the number of blocks
+	// published on each channel, at Rate blocks per second per channel.
+	BlockSize, Blocks int
+	Rate              float64
+	// QUIC makes the peers listen on QUIC instead of TCP.
+	QUIC bool
+	// Dir is where the network is generated (it must not hold one); empty
+	// means a temporary directory, removed at the end.
+	Dir string
+	// Binary is the fabgossip executable to run peers with (`Binary peer
+	// ...`); empty means this program (os.Executable).
+	Binary string
+	// StartTimeout bounds the start of every peer and the convergence of
+	// their views; DeliveryTimeout bounds, after the last publish, the wait
+	// for every eligible peer to deliver every block.
+	StartTimeout, DeliveryTimeout time.Duration
+	// LogLevel is the peers' log level (their logs are peer.log in their
+	// directories).
+	LogLevel string
+	// Out receives the progress and the report (default io.Discard); with
+	// Live the progress is one line rewritten in place.
+	Out  io.Writer
+	Live bool
+	// Keep leaves the network running after the report, printing each
+	// peer's admin URL, until ctx ends.
+	Keep bool
+	// Command is recorded in the report.
+	Command []string
+	// Seed makes the block data reproducible.
+	Seed uint64
+}
+
+// DefaultProcessOptions is the default testnet: 3 orgs of 4 peers (2
+// external each), 2 channels, 200 blocks of 4 KiB per channel at 20 blocks
+// per second, on TCP.
+func DefaultProcessOptions() ProcessOptions {
+	return ProcessOptions{
+		Orgs: 3, PeersPerOrg: 4, External: 2, Channels: 2,
+		BlockSize: 4 << 10, Blocks: 200, Rate: 20,
+		StartTimeout: 60 * time.Second, DeliveryTimeout: 30 * time.Second,
+		LogLevel: "info",
+		Seed:     1,
+	}
+}
+
+// Validate reports every option out of range, naming it and its value.
+func (o ProcessOptions) Validate() error {
+	var errs []error
+	bad := func(name string, v any, want string) {
+		errs = append(errs, fmt.Errorf("%s = %v: want %s", name, v, want))
+	}
+	if o.Orgs < 1 {
+		bad("orgs", o.Orgs, "at least 1")
+	}
+	if o.PeersPerOrg < 1 {
+		bad("peers", o.PeersPerOrg, "at least 1 per org")
+	}
+	if o.External < 0 || o.External > o.PeersPerOrg {
+		bad("external", o.External, fmt.Sprintf("0 to peers per org (%d)", o.PeersPerOrg))
+	}
+	if o.Orgs > 1 && o.External == 0 {
+		bad("external", o.External, "at least 1 when there are several orgs, or no block can cross between them")
+	}
+	if o.Channels < 1 {
+		bad("channels", o.Channels, "at least 1")
+	}
+	if o.BlockSize < 1 || o.BlockSize > 3<<20 {
+		bad("block-size", o.BlockSize, "1 to 3 MiB (3145728)")
+	}
+	if o.Blocks < 1 {
+		bad("count", o.Blocks, "at least 1")
+	}
+	if o.Rate <= 0 {
+		bad("rate", o.Rate, "a positive number of blocks per second")
+	}
+	if o.StartTimeout <= 0 || o.DeliveryTimeout <= 0 {
+		bad("timeout", o.DeliveryTimeout, "a positive duration")
+	}
+	return errors.Join(errs...)
+}
+
+// ErrFailed is returned by RunProcesses, with the report, when a channel has
+// coverage below 100% or leaks.
+var ErrFailed = errors.New("testnet failed: coverage below 100% or leaks")
+
+// RunProcesses generates a network, starts every peer as an OS process on
+// loopback, waits until every peer sees the peers of its channels, publishes
+// o.Blocks blocks on each channel through its publisher's admin API, waits
+// until every eligible peer has delivered every block or the deadline
+// passes, and reports per channel. It stops every process and removes the
+// temporary directory before it returns, also when ctx is cancelled. The
+// error is ErrFailed (with the report) when the network did not deliver, and
+// another error when the testnet could not run.
+func RunProcesses(ctx context.Context, o ProcessOptions) (*Report, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	bin := o.Binary
+	if bin == "" {
+		var err error
+		if bin, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("finding the fabgossip binary: %w", err)
+		}
+	}
+	dir := o.Dir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "fabgossip-testnet-")
+		if err != nil {
+			return nil, err
+		}
+		defer func() { _ = os.RemoveAll(tmp) }()
+		dir = tmp
+	}
+
+	r := &run{o: o, bin: bin, dir: dir, start: time.Now()}
+	if err := r.generate(); err != nil {
+		return nil, err
+	}
+	procCtx, cancelProcs := context.WithCancel(context.Background())
+	defer func() { stopAll(cancelProcs, r.procs) }()
+	// A cancelled ctx stops the processes at once, even mid-wait.
+	stop := context.AfterFunc(ctx, cancelProcs)
+	defer stop()
+
+	fmt.Fprintf(o.Out, "testnet: %d orgs x %d peers (%d external each), %d channels, %d blocks of %d B per channel at %g/s over %s, in %s\n",
+		o.Orgs, o.PeersPerOrg, o.External, o.Channels, o.Blocks, o.BlockSize, o.Rate, r.transport(), dir)
+	if err := r.startPeers(ctx, procCtx); err != nil {
+		return nil, err
+	}
+	if err := r.waitConverged(ctx); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(o.Out, "testnet: %d peers up and connected after %.1fs; publishing\n", len(r.procs), time.Since(r.start).Seconds())
+	if err := r.disseminate(ctx); err != nil {
+		return nil, err
+	}
+	rep, err := r.report(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep.WriteTable(o.Out)
+	if o.Keep && ctx.Err() == nil {
+		r.printAdminURLs()
+		select {
+		case <-ctx.Done():
+		case p := <-r.exits:
+			fmt.Fprintf(o.Out, "testnet: %v\n", p.exitError())
+		}
+	}
+	fmt.Fprintln(o.Out, "testnet: stopping peers")
+	if !rep.Passed {
+		return rep, ErrFailed
+	}
+	return rep, nil
+}
+
+// run is the state of one RunProcesses.
+type run struct {
+	o        ProcessOptions
+	bin, dir string
+	start    time.Time
+	peers    []peerconfig.GeneratedPeer
+	channels []ChannelTopology
+	procs    []*process
+	exits    chan *process // every process, once it has exited
+
+	mu        sync.Mutex
+	published []map[uint64]int64   // per channel: block number -> published_at (Unix ns)
+	delivered [][]map[uint64]int64 // per channel, per process: block number -> delivered_at
+	next      [][]uint64           // per channel, per process: next block number to read
+}
+
+func (r *run) transport() string {
+	if r.o.QUIC {
+		return "QUIC"
+	}
+	return "TCP"
+}
+
+// generate writes the network, with every peer on loopback, OS-chosen
+// ports, the local gossip preset and its admin API on a free port.
+func (r *run) generate() error {
+	orgs := OrgNames(r.o.Orgs)
+	chans := DefaultChannels(orgs, r.o.Channels)
+	layout := peerconfig.Layout{Network: "testnet", Channels: chans}
+	for _, org := range orgs {
+		layout.Orgs = append(layout.Orgs, peerconfig.OrgLayout{Name: org, Peers: r.o.PeersPerOrg, External: r.o.External})
+	}
+	listen := "/ip4/127.0.0.1/tcp/0"
+	if r.o.QUIC {
+		listen = "/ip4/127.0.0.1/udp/0/quic-v1"
+	}
+	layout.Peer = func(_ peerconfig.GeneratedPeer, c *peerconfig.Config) {
+		c.Listen = []string{listen}
+		c.Admin.Address = "127.0.0.1:0"
+		c.Gossip.Preset = peerconfig.PresetLocal
+	}
+	peers, err := peerconfig.WriteLayout(r.dir, layout)
+	if err != nil {
+		return err
+	}
+	r.peers = peers
+	r.exits = make(chan *process, len(peers))
+	for k, c := range chans {
+		r.channels = append(r.channels, ChannelTopology{Name: c.Name, Orgs: c.Orgs, Publisher: r.publisherOf(k, c.Publishers[0]).Name})
+	}
+	return nil
+}
+
+// publisherOf picks channel k's publishing peer in org: the first peer of
+// the org for even k, the last for odd k, so that both an external
+// publisher and (with enough peers) an internal one are exercised.
+func (r *run) publisherOf(k int, org string) peerconfig.GeneratedPeer {
+	want := 0
+	if k%2 == 1 {
+		want = r.o.PeersPerOrg - 1
+	}
+	for _, g := range r.peers {
+		if g.Org == org && g.K == want {
+			return g
+		}
+	}
+	panic("testnet: publisher org without peers") // generate makes every org's peers
+}
+
+// startPeers starts the first peer of each org one after the other (each
+// external one bootstrapping from the external first peers before it), then
+// every other peer at once, bootstrapping from its org's first peer.
+func (r *run) startPeers(ctx, procCtx context.Context) error {
+	deadline := time.Now().Add(r.o.StartTimeout)
+	anchors := map[string]*process{}
+	var externalAnchors []*process
+	for _, g := range r.peers {
+		if g.K != 0 {
+			continue
+		}
+		var boot []string
+		if g.External {
+			for _, a := range externalAnchors {
+				boot = append(boot, a.bootstrapAddrs()...)
+			}
+		}
+		p, err := r.startProcess(procCtx, g, boot)
+		if err != nil {
+			return err
+		}
+		if err := p.waitReady(ctx, deadline); err != nil {
+			return err
+		}
+		anchors[g.Org] = p
+		if g.External {
+			externalAnchors = append(externalAnchors, p)
+		}
+	}
+	var rest []*process
+	for _, g := range r.peers {
+		if g.K == 0 {
+			continue
+		}
+		p, err := r.startProcess(procCtx, g, anchors[g.Org].bootstrapAddrs())
+		if err != nil {
+			return err
+		}
+		rest = append(rest, p)
+	}
+	var g errgroup.Group
+	for _, p := range rest {
+		g.Go(func() error { return p.waitReady(ctx, deadline) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	// Order processes as the peers were generated, for the report.
+	slices.SortFunc(r.procs, func(a, b *process) int { return a.peer.Index - b.peer.Index })
+	return nil
+}
+
+// startProcess starts peer g and reports its exit on r.exits.
+func (r *run) startProcess(procCtx context.Context, g peerconfig.GeneratedPeer, bootstrap []string) (*process, error) {
+	p, err := startProcess(procCtx, r.bin, g, bootstrap, r.o.LogLevel)
+	if err != nil {
+		return nil, err
+	}
+	r.procs = append(r.procs, p)
+	go func() {
+		<-p.done
+		r.exits <- p // buffered for every peer: never blocks
+	}()
+	return p, nil
+}
+
+// expectedPeers is how many eligible peers p should see in channel ch: the
+// other members of its org, and if p is external, the external peers of the
+// channel's other orgs (a non-external peer is invisible across orgs).
+func (r *run) expectedPeers(p peerconfig.GeneratedPeer, ch ChannelTopology) int {
+	n := 0
+	for _, q := range r.peers {
+		if q.Index == p.Index || !slices.Contains(ch.Orgs, q.Org) {
+			continue
+		}
+		if q.Org == p.Org || (p.External && q.External) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitConverged polls every peer's status until each sees every peer it
+// should in each of its channels.
+func (r *run) waitConverged(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.o.StartTimeout)
+	defer cancel()
+	t := time.NewTicker(4 * pollInterval)
+	defer t.Stop()
+	for {
+		var lagging []string
+		for _, p := range r.procs {
+			if p.exited() {
+				return p.exitError()
+			}
+			st, err := p.client.Status(ctx)
+			if err != nil {
+				lagging = append(lagging, fmt.Sprintf("%s (%v)", p.peer.Name, err))
+				continue
+			}
+			for _, ch := range r.channels {
+				if !slices.Contains(ch.Orgs, p.peer.Org) {
+					continue
+				}
+				want := r.expectedPeers(p.peer, ch)
+				for _, cs := range st.Channels {
+					if cs.Name == ch.Name && cs.Peers < want {
+						lagging = append(lagging, fmt.Sprintf("%s sees %d/%d peers of %s", p.peer.Name, cs.Peers, want, ch.Name))
+					}
+				}
+			}
+		}
+		if len(lagging) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err := context.Cause(ctx); errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("peers did not see each other within %v: %s", r.o.StartTimeout, strings.Join(lagging, "; "))
+			}
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// disseminate publishes on every channel at the configured rate while
+// collecting deliveries, and returns once every eligible peer delivered
+// every block or the delivery deadline passed.
+func (r *run) disseminate(ctx context.Context) error {
+	r.published = make([]map[uint64]int64, len(r.channels))
+	r.delivered = make([][]map[uint64]int64, len(r.channels))
+	r.next = make([][]uint64, len(r.channels))
+	for k := range r.channels {
+		r.published[k] = map[uint64]int64{}
+		r.delivered[k] = make([]map[uint64]int64, len(r.procs))
+		r.next[k] = make([]uint64, len(r.procs))
+		for i := range r.procs {
+			r.delivered[k][i] = map[uint64]int64{}
+		}
+	}
+
+	pubCtx, cancelPub := context.WithCancel(ctx)
+	defer cancelPub()
+	pubDone := make(chan error, 1)
+	go func() { pubDone <- r.publishAll(pubCtx) }()
+
+	progress := time.NewTicker(time.Second)
+	defer progress.Stop()
+	poll := time.NewTicker(250 * time.Millisecond)
+	defer poll.Stop()
+	var deadline <-chan time.Time
+	lastPrint := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case p := <-r.exits:
+			return p.exitError()
+		case err := <-pubDone:
+			if err != nil {
+				return err
+			}
+			deadline = time.After(r.o.DeliveryTimeout)
+			pubDone = nil
+		case <-deadline:
+			r.pollDeliveries(ctx)
+			r.printProgress(true)
+			return nil
+		case <-poll.C:
+			r.pollDeliveries(ctx)
+			if pubDone == nil && r.complete() {
+				r.printProgress(true)
+				return nil
+			}
+		case <-progress.C:
+			if r.o.Live || time.Since(lastPrint) >= 5*time.Second {
+				r.printProgress(false)
+				lastPrint = time.Now()
+			}
+		}
+	}
+}
+
+// publishAll publishes o.Blocks blocks on each channel concurrently, one
+// every 1/Rate seconds per channel.
+func (r *run) publishAll(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for k, ch := range r.channels {
+		var pub *process
+		for _, p := range r.procs {
+			if p.peer.Name == ch.Publisher {
+				pub = p
+			}
+		}
+		g.Go(func() error {
+			rng := rand.NewChaCha8(seedBytes(r.o.Seed + uint64(k)))
+			t := time.NewTicker(time.Duration(float64(time.Second) / r.o.Rate))
+			defer t.Stop()
+			for i := range r.o.Blocks {
+				data := make([]byte, r.o.BlockSize)
+				_, _ = rng.Read(data)
+				res, err := pub.client.Publish(ctx, ch.Name, data)
+				if err != nil {
+					return fmt.Errorf("publishing block %d of %s on %s: %w", i, ch.Name, pub.peer.Name, err)
+				}
+				r.mu.Lock()
+				r.published[k][res.Number] = res.PublishedAt
+				r.mu.Unlock()
+				if i+1 < r.o.Blocks {
+					select {
+					case <-ctx.Done():
+						return ctx.Err()
+					case <-t.C:
+					}
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func seedBytes(seed uint64) [32]byte {
+	var b [32]byte
+	for i := range 8 {
+		b[i] = byte(seed >> (8 * i))
+	}
+	b[31] = 0xfa
+	return b
+}
+
+// pollDeliveries reads every member peer's new deliveries of each channel.
+func (r *run) pollDeliveries(ctx context.Context) {
+	for k, ch := range r.channels {
+		for i, p := range r.procs {
+			if !slices.Contains(ch.Orgs, p.peer.Org) {
+				continue
+			}
+			r.mu.Lock()
+			from := r.next[k][i]
+			r.mu.Unlock()
+			list, err := p.client.Blocks(ctx, ch.Name, from, 10000, false)
+			if err != nil {
+				continue // the next poll retries; a dead peer is reported on r.exits
+			}
+			r.mu.Lock()
+			for _, b := range list.Blocks {
+				if b.Number == r.next[k][i] {
+					r.delivered[k][i][b.Number] = b.DeliveredAt
+					r.next[k][i]++
+				}
+			}
+			r.mu.Unlock()
+		}
+	}
+}
+
+// complete reports whether every member peer delivered every published
+// block of every channel.
+func (r *run) complete() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, ch := range r.channels {
+		for i, p := range r.procs {
+			if slices.Contains(ch.Orgs, p.peer.Org) && r.next[k][i] < uint64(r.o.Blocks) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (r *run) printProgress(final bool) {
+	r.mu.Lock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "%5.1fs", time.Since(r.start).Seconds())
+	for k, ch := range r.channels {
+		got, want := 0, 0
+		for i, p := range r.procs {
+			if slices.Contains(ch.Orgs, p.peer.Org) {
+				got += int(min(r.next[k][i], uint64(r.o.Blocks)))
+				want += r.o.Blocks
+			}
+		}
+		fmt.Fprintf(&b, " | %s published %d/%d delivered %.1f%%", ch.Name, len(r.published[k]), r.o.Blocks, 100*float64(got)/float64(want))
+	}
+	r.mu.Unlock()
+	switch {
+	case r.o.Live && final:
+		fmt.Fprintf(r.o.Out, "\r%-100s\n", b.String())
+	case r.o.Live:
+		fmt.Fprintf(r.o.Out, "\r%-100s", b.String())
+	default:
+		fmt.Fprintln(r.o.Out, b.String())
+	}
+}
+
+// report computes the Report from the deliveries and every peer's metrics.
+func (r *run) report(ctx context.Context) (*Report, error) {
+	metrics := make([]peerMetrics, len(r.procs))
+	for i, p := range r.procs {
+		text, err := p.client.Metrics(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("metrics of %s: %w", p.peer.Name, err)
+		}
+		if metrics[i], err = parseMetrics(text); err != nil {
+			return nil, fmt.Errorf("metrics of %s: %w", p.peer.Name, err)
+		}
+	}
+	rep := &Report{
+		Command: r.o.Command,
+		Topology: TopologyReport{
+			Orgs: r.o.Orgs, PeersPerOrg: r.o.PeersPerOrg, External: r.o.External, Transport: r.transport(),
+			BlockSize: r.o.BlockSize, Blocks: r.o.Blocks, Rate: r.o.Rate, Channels: r.channels,
+		},
+		DurationSeconds: time.Since(r.start).Seconds(),
+		Passed:          true,
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var deliveredBytes float64
+	for k, ch := range r.channels {
+		c := ChannelReport{Name: ch.Name, Published: len(r.published[k])}
+		var received, bytes, accepted float64
+		for i, p := range r.procs {
+			m := metrics[i]
+			if !slices.Contains(ch.Orgs, p.peer.Org) {
+				if n := max(m.blocksReceived[ch.Name], m.accepted[ch.Name]); n > 0 {
+					c.Leaks += int(n)
+					c.LeakedTo = append(c.LeakedTo, fmt.Sprintf("%s(%d)", p.peer.Name, int(n)))
+				}
+				continue
+			}
+			c.EligiblePeers++
+			received += m.blocksReceived[ch.Name]
+			bytes += m.blockBytes[ch.Name]
+			accepted += m.accepted[ch.Name]
+		}
+		c.Expected = c.EligiblePeers * r.o.Blocks
+		var latencies []time.Duration
+		for n := range uint64(r.o.Blocks) {
+			at, ok := r.published[k][n]
+			last := int64(0)
+			all := ok
+			for i, p := range r.procs {
+				if !slices.Contains(ch.Orgs, p.peer.Org) {
+					continue
+				}
+				d, got := r.delivered[k][i][n]
+				if !got {
+					all = false
+					if len(c.Missing) < 10 {
+						c.Missing = append(c.Missing, fmt.Sprintf("%s/%d", p.peer.Name, n))
+					}
+					continue
+				}
+				c.Delivered++
+				last = max(last, d)
+			}
+			if all {
+				latencies = append(latencies, time.Duration(last-at))
+			}
+		}
+		c.Coverage = float64(c.Delivered) / float64(c.Expected)
+		c.LatencyP50Ms, c.LatencyP99Ms = percentile(latencies, 0.50), percentile(latencies, 0.99)
+		receivers := float64(c.EligiblePeers-1) * float64(c.Published)
+		if receivers > 0 {
+			c.Amplification = bytes / (receivers * float64(r.o.BlockSize))
+			c.DuplicatesPerBlock = (received - accepted) / receivers
+		}
+		deliveredBytes += receivers * float64(r.o.BlockSize)
+		if !c.OK() {
+			rep.Passed = false
+		}
+		rep.Channels = append(rep.Channels, c)
+	}
+	for _, m := range metrics {
+		rep.TotalBytesSent += uint64(m.bytesSent)
+	}
+	if deliveredBytes > 0 {
+		rep.OverallAmplification = float64(rep.TotalBytesSent) / deliveredBytes
+	}
+	return rep, nil
+}
+
+func (r *run) printAdminURLs() {
+	fmt.Fprintf(r.o.Out, "\ntestnet: running until Ctrl-C; files in %s\n", r.dir)
+	for _, p := range r.procs {
+		ext := ""
+		if p.peer.External {
+			ext = " (external)"
+		}
+		fmt.Fprintf(r.o.Out, "  %-14s %s%s\n", p.peer.Name, p.info.AdminURL, ext)
+	}
+	if len(r.procs) > 0 {
+		p := r.procs[0]
+		fmt.Fprintf(r.o.Out, "talk to a peer:\n  fabgossip status --admin %s\n  fabgossip publish --admin %s --channel %s --data hello\n",
+			p.info.AdminURL, p.info.AdminURL, r.channels[0].Name)
+	}
+}
