@@ -23,6 +23,8 @@ type Block struct {
 	DataHash     []byte
 	Data         []byte
 	Publisher    peer.ID
+	// PublishedAt is when the publisher signed the block, by its clock.
+	PublishedAt time.Time
 	// Hash is BlockHash of the block: the next block's PreviousHash.
 	Hash []byte
 }
@@ -36,6 +38,7 @@ func publicBlock(b *block) Block {
 		DataHash:     b.msg.GetDataHash(),
 		Data:         b.msg.GetData(),
 		Publisher:    pub,
+		PublishedAt:  time.Unix(0, b.msg.GetPublishedAt()),
 		Hash:         b.hash,
 	}
 }
@@ -106,8 +109,12 @@ func (n *Node) deliverLocked(cs *channelState, blocks []*block) {
 	}
 	clear(cs.subs[len(kept):])
 	cs.subs = kept
+	now := n.now()
 	for _, b := range blocks {
 		n.metrics.blocksDelivered.Inc()
+		if pub, _ := peer.IDFromBytes(b.msg.GetPublisher()); pub != n.self {
+			n.metrics.deliveryLatency.Observe(max(0, now.Sub(time.Unix(0, b.msg.GetPublishedAt())).Seconds()))
+		}
 		n.tracer.BlockDelivered(publicBlock(b))
 	}
 	if cs.joined {
@@ -264,6 +271,7 @@ func (n *Node) Publish(ctx context.Context, ch string, data []byte) (Block, erro
 		Data:                 data,
 		Publisher:            []byte(n.self),
 		PublisherCertificate: n.cert,
+		PublishedAt:          n.now().UnixNano(),
 	}
 	env, err := transport.Sign(n.key, &wire.Message{Content: &wire.Message_Block{Block: msg}})
 	if err != nil {

@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"testing"
 	"time"
 
@@ -91,8 +92,13 @@ func oneOrg(peers int) testnet.Topology {
 // publisher never receives its own block back.
 func TestDissemination(t *testing.T) {
 	tr := newRecorder()
+	reg := prometheus.NewRegistry() // peer 1's metrics
 	c := startCluster(t, oneOrg(11), testnet.Options{Seed: 1, NodeOptions: func(p *testnet.Peer) []node.Option {
-		return []node.Option{node.WithTracer(tr.at(p.Host.ID()))}
+		opts := []node.Option{node.WithTracer(tr.at(p.Host.ID()))}
+		if p.Index == 1 {
+			opts = append(opts, node.WithRegisterer(reg))
+		}
+		return opts
 	}})
 	subs := joinAll(t, c, "ch")
 	pub := c.Peers[0]
@@ -109,6 +115,9 @@ func TestDissemination(t *testing.T) {
 	for _, p := range c.Peers {
 		expectBlocks(t, fmt.Sprintf("peer %d", p.Index), subs[p.Index], want)
 	}
+	if n := deliveryLatencySamples(t, reg); n != 10 {
+		t.Fatalf("peer 1 observed %d delivery latencies, want one per block (10)", n)
+	}
 	if n := tr.acceptedAt(pub.Host.ID()); n != 0 {
 		// BlockAccepted at the publisher from anyone but itself would be a self-loop.
 		t.Fatalf("the publisher accepted %d of its own blocks back from the network", n)
@@ -116,4 +125,21 @@ func TestDissemination(t *testing.T) {
 	if n := tr.receivedBlocksAt(pub.Host.ID()); n != 0 {
 		t.Fatalf("the publisher received %d copies of its own blocks", n)
 	}
+}
+
+// deliveryLatencySamples reads the sample count of the delivery latency
+// histogram from reg.
+func deliveryLatencySamples(t *testing.T, reg *prometheus.Registry) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "fabgossip_block_delivery_latency_seconds" {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Fatal("no delivery latency histogram registered")
+	return 0
 }

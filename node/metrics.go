@@ -12,6 +12,7 @@ type metrics struct {
 	dropped         *prometheus.CounterVec // by kind and reason
 	duplicates      *prometheus.CounterVec // by kind
 	blocksDelivered prometheus.Counter
+	deliveryLatency prometheus.Histogram
 	blocksAccepted  *prometheus.CounterVec // by path
 	pullRounds      prometheus.Counter
 	handshakes      *prometheus.CounterVec // by result
@@ -38,6 +39,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		blocksDelivered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fabgossip_blocks_delivered_total", Help: "Blocks delivered in order.",
 		}),
+		deliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "fabgossip_block_delivery_latency_seconds",
+			Help:    "From a block's publication (the publisher's clock) to its in-order delivery here (this clock).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16), // 1 ms .. 33 s
+		}),
 		blocksAccepted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fabgossip_blocks_accepted_total", Help: "Blocks accepted, by how they arrived.",
 		}, []string{"path"}),
@@ -55,7 +61,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{
-		m.batchesSent, m.sendErrors, m.received, m.dropped, m.duplicates, m.blocksDelivered,
+		m.batchesSent, m.sendErrors, m.received, m.dropped, m.duplicates, m.blocksDelivered, m.deliveryLatency,
 		m.blocksAccepted, m.pullRounds, m.handshakes, m.peers,
 	} {
 		if err := reg.Register(c); err != nil {

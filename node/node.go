@@ -155,7 +155,7 @@ func New(id Identity, h host.Host, cfg Config, opts ...Option) (*Node, error) {
 		cert:     id.Certificate,
 		host:     h,
 		log:      o.logger.With("peer", self.String(), "org", verified.Org),
-		tracer:   tracerDispatch{o.tracer},
+		tracer:   tracerDispatch(o.tracers),
 		now:      o.now,
 		planCfg:  routing.Config{PropagatePeerNum: cfg.PropagatePeerNum, CrossOrgPeerNum: cfg.CrossOrgPeerNum},
 		seed:     o.seed,
@@ -184,13 +184,15 @@ func New(id Identity, h host.Host, cfg Config, opts ...Option) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.tr, err = transport.New(h, o.transport,
-		transport.WithLogger(n.log),
-		transport.WithTracer(o.transportTracer),
+	topts := []transport.Option{transport.WithLogger(n.log)}
+	for _, t := range o.transportTracers {
+		topts = append(topts, transport.WithTracer(t))
+	}
+	n.tr, err = transport.New(h, o.transport, append(topts,
 		transport.WithPushHandler(n.handlePush),
 		transport.WithPullHandler(n.handlePull),
 		transport.WithHelloHandler(n.handleHello),
-	)
+	)...)
 	if err != nil {
 		n.emitter.Close()
 		return nil, err

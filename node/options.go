@@ -16,14 +16,14 @@ import (
 type Option func(*options)
 
 type options struct {
-	logger          *slog.Logger
-	tracer          Tracer
-	transportTracer transport.Tracer
-	now             func() time.Time
-	registerer      prometheus.Registerer
-	seed            uint64
-	transport       transport.Config
-	gater           Gater
+	logger           *slog.Logger
+	tracers          []Tracer
+	transportTracers []transport.Tracer
+	now              func() time.Time
+	registerer       prometheus.Registerer
+	seed             uint64
+	transport        transport.Config
+	gater            Gater
 }
 
 func defaultOptions() options {
@@ -40,14 +40,25 @@ func defaultOptions() options {
 // WithLogger sets the structured logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
-// WithTracer sets a tracer that sees what the node accepts, delivers, drops
-// and sends; tests and the benchmark hang off it.
-func WithTracer(t Tracer) Option { return func(o *options) { o.tracer = t } }
+// WithTracer adds a tracer that sees what the node accepts, delivers, drops
+// and sends; tests, metrics and the benchmark hang off it. Several may be
+// added; each sees every event, in the order they were added.
+func WithTracer(t Tracer) Option {
+	return func(o *options) {
+		if t != nil {
+			o.tracers = append(o.tracers, t)
+		}
+	}
+}
 
-// WithTransportTracer sets the transport's tracer (frames and bytes per
-// protocol and peer).
+// WithTransportTracer adds a tracer of the transport (frames and bytes per
+// protocol and peer). Several may be added.
 func WithTransportTracer(t transport.Tracer) Option {
-	return func(o *options) { o.transportTracer = t }
+	return func(o *options) {
+		if t != nil {
+			o.transportTracers = append(o.transportTracers, t)
+		}
+	}
 }
 
 // WithClock sets the clock used for certificate validity and membership

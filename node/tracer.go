@@ -32,7 +32,7 @@ func (p Path) String() string {
 
 // Tracer observes a node. Methods are called synchronously from the node's
 // goroutines, sometimes under its lock: they must be fast and must not call
-// back into the node. A nil Tracer, or a struct embedding NopTracer, is fine.
+// back into the node. Embed NopTracer to implement only some methods.
 type Tracer interface {
 	// Received is called for every envelope that arrives from from, by push
 	// or in a pull or hello response, before any check.
@@ -57,35 +57,36 @@ func (NopTracer) BlockDelivered(Block)               {}
 func (NopTracer) Dropped(string, string, peer.ID)    {}
 func (NopTracer) BatchSent(peer.ID, *wire.Batch)     {}
 
-// tracerDispatch makes a nil Tracer safe to call.
-type tracerDispatch struct{ t Tracer }
+// tracerDispatch calls every tracer in turn; with none it does nothing, so
+// the node never checks for a nil tracer.
+type tracerDispatch []Tracer
 
 func (d tracerDispatch) Received(from peer.ID, env *wire.Envelope) {
-	if d.t != nil {
-		d.t.Received(from, env)
+	for _, t := range d {
+		t.Received(from, env)
 	}
 }
 
 func (d tracerDispatch) BlockAccepted(b Block, from peer.ID, via Path) {
-	if d.t != nil {
-		d.t.BlockAccepted(b, from, via)
+	for _, t := range d {
+		t.BlockAccepted(b, from, via)
 	}
 }
 
 func (d tracerDispatch) BlockDelivered(b Block) {
-	if d.t != nil {
-		d.t.BlockDelivered(b)
+	for _, t := range d {
+		t.BlockDelivered(b)
 	}
 }
 
 func (d tracerDispatch) Dropped(kind, reason string, from peer.ID) {
-	if d.t != nil {
-		d.t.Dropped(kind, reason, from)
+	for _, t := range d {
+		t.Dropped(kind, reason, from)
 	}
 }
 
 func (d tracerDispatch) BatchSent(to peer.ID, b *wire.Batch) {
-	if d.t != nil {
-		d.t.BatchSent(to, b)
+	for _, t := range d {
+		t.BatchSent(to, b)
 	}
 }

@@ -284,6 +284,7 @@ type Block struct {
 	Data                 []byte                 `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"`
 	Publisher            []byte                 `protobuf:"bytes,6,opt,name=publisher,proto3" json:"publisher,omitempty"`
 	PublisherCertificate *Certificate           `protobuf:"bytes,7,opt,name=publisher_certificate,json=publisherCertificate,proto3" json:"publisher_certificate,omitempty"`
+	PublishedAt          int64                  `protobuf:"varint,8,opt,name=published_at,json=publishedAt,proto3" json:"published_at,omitempty"`
 	unknownFields        protoimpl.UnknownFields
 	sizeCache            protoimpl.SizeCache
 }
@@ -365,6 +366,13 @@ func (x *Block) GetPublisherCertificate() *Certificate {
 		return x.PublisherCertificate
 	}
 	return nil
+}
+
+func (x *Block) GetPublishedAt() int64 {
+	if x != nil {
+		return x.PublishedAt
+	}
+	return 0
 }
 
 type Property struct {
@@ -1471,7 +1479,7 @@ const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"state_info\x18\x02 \x01(\v2\x1c.fabgossip.wire.v1.StateInfoH\x00R\tstateInfo\x120\n" +
 	"\x05alive\x18\x03 \x01(\v2\x18.fabgossip.wire.v1.AliveH\x00R\x05aliveB\t\n" +
-	"\acontent\"\x82\x02\n" +
+	"\acontent\"\xa5\x02\n" +
 	"\x05Block\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12\x16\n" +
 	"\x06number\x18\x02 \x01(\x04R\x06number\x12#\n" +
@@ -1479,7 +1487,8 @@ const file_wire_proto_rawDesc = "" +
 	"\tdata_hash\x18\x04 \x01(\fR\bdataHash\x12\x12\n" +
 	"\x04data\x18\x05 \x01(\fR\x04data\x12\x1c\n" +
 	"\tpublisher\x18\x06 \x01(\fR\tpublisher\x12S\n" +
-	"\x15publisher_certificate\x18\a \x01(\v2\x1e.fabgossip.wire.v1.CertificateR\x14publisherCertificate\"2\n" +
+	"\x15publisher_certificate\x18\a \x01(\v2\x1e.fabgossip.wire.v1.CertificateR\x14publisherCertificate\x12!\n" +
+	"\fpublished_at\x18\b \x01(\x03R\vpublishedAt\"2\n" +
 	"\bProperty\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"\xf9\x01\n" +
