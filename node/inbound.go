@@ -120,12 +120,7 @@ func (n *Node) handleBlock(from peer.ID, env *wire.Envelope, msg *wire.Block, vi
 		n.drop(kind, reasonMalformed, from)
 		return
 	}
-	pub, err := transport.PublicKey(publisher)
-	if err != nil {
-		n.drop(kind, reasonBadSignature, from)
-		return
-	}
-	if _, err := transport.Open(env, pub); err != nil {
+	if !signedBy(env, publisher) {
 		n.drop(kind, reasonBadSignature, from)
 		return
 	}
@@ -220,12 +215,7 @@ func (n *Node) handleStateInfo(from peer.ID, env *wire.Envelope, si *wire.StateI
 		n.drop(kind, reasonSenderNotMember, from)
 		return
 	}
-	pub, err := transport.PublicKey(p)
-	if err != nil {
-		n.drop(kind, reasonBadSignature, from)
-		return
-	}
-	if _, err := transport.Open(env, pub); err != nil {
+	if !signedBy(env, p) {
 		n.drop(kind, reasonBadSignature, from)
 		return
 	}
@@ -404,6 +394,16 @@ func (n *Node) updatePeerGaugeLocked() {
 	for org, c := range counts {
 		n.metrics.peers.WithLabelValues(org).Set(float64(c))
 	}
+}
+
+// signedBy reports whether env carries a valid signature by p's key.
+func signedBy(env *wire.Envelope, p peer.ID) bool {
+	pub, err := transport.PublicKey(p)
+	if err != nil {
+		return false
+	}
+	_, err = transport.Open(env, pub)
+	return err == nil
 }
 
 // envSize is the encoded size of an envelope, its weight in the emitter's

@@ -133,25 +133,34 @@ func (n *Node) requestPeersLocked(ch string, k int, needEligible bool) []peer.ID
 		}
 		pool = append(pool, id)
 	}
+	return n.sampleLocked(pool, k)
+}
+
+// sampleLocked returns up to k of pool, uniformly, drawn with loopRng.
+func (n *Node) sampleLocked(pool []peer.ID, k int) []peer.ID {
 	sortIDs(pool) // map order is random; the RNG alone decides the sample
 	n.loopRng.Shuffle(len(pool), func(i, j int) { pool[i], pool[j] = pool[j], pool[i] })
-	if len(pool) > k {
-		pool = pool[:k]
-	}
-	return pool
+	return pool[:min(k, len(pool))]
 }
 
 func (n *Node) requestStateInfo(ctx context.Context) {
+	n.eachChannelPeer(ctx, false, n.requestStateInfoFrom)
+}
+
+// eachChannelPeer calls f, outside the lock, for each joined channel and
+// each of up to PullPeerNum peers picked to ask about it (eligible ones only
+// if eligible is set).
+func (n *Node) eachChannelPeer(ctx context.Context, eligible bool, f func(ctx context.Context, p peer.ID, ch string)) {
 	n.mu.Lock()
 	chans := n.joinedLocked()
 	plan := make([][]peer.ID, len(chans))
 	for i, ch := range chans {
-		plan[i] = n.requestPeersLocked(ch, n.cfg.PullPeerNum, false)
+		plan[i] = n.requestPeersLocked(ch, n.cfg.PullPeerNum, eligible)
 	}
 	n.mu.Unlock()
 	for i, ch := range chans {
 		for _, p := range plan[i] {
-			n.requestStateInfoFrom(ctx, p, ch)
+			f(ctx, p, ch)
 		}
 	}
 }
@@ -185,18 +194,7 @@ func (n *Node) pullLoop(ctx context.Context) {
 		for _, p := range peers {
 			n.syncMembership(ctx, p)
 		}
-		n.mu.Lock()
-		chans := n.joinedLocked()
-		plan := make([][]peer.ID, len(chans))
-		for i, ch := range chans {
-			plan[i] = n.requestPeersLocked(ch, n.cfg.PullPeerNum, true)
-		}
-		n.mu.Unlock()
-		for i, ch := range chans {
-			for _, p := range plan[i] {
-				n.pullFrom(ctx, p, ch)
-			}
-		}
+		n.eachChannelPeer(ctx, true, n.pullFrom)
 	})
 }
 
@@ -208,7 +206,5 @@ func (n *Node) syncPeersLocked(k int) []peer.ID {
 			pool = append(pool, id)
 		}
 	}
-	sortIDs(pool)
-	n.loopRng.Shuffle(len(pool), func(i, j int) { pool[i], pool[j] = pool[j], pool[i] })
-	return pool[:min(k, len(pool))]
+	return n.sampleLocked(pool, k)
 }
