@@ -80,13 +80,16 @@ func (n *Node) handlePull(_ context.Context, from peer.ID, req *wire.PullRequest
 
 // pullChannelLocked returns ch's state if from may pull its blocks: ch is
 // joined here, and from is a live member of a channel org this peer may talk
-// to, whose StateInfo says it joined.
+// to, whose StateInfo says it joined. A refusal is counted.
 func (n *Node) pullChannelLocked(from peer.ID, ch string) (*channelState, bool) {
 	cs := n.channels[ch]
-	if cs == nil || !cs.joined || cs.left {
-		return nil, false
+	ok := cs != nil && cs.joined && !cs.left
+	if ok {
+		_, ok = n.senderAllowedLocked(from, ch)
+		ok = ok && cs.eligible(from)
 	}
-	if _, ok := n.senderAllowedLocked(from, ch); !ok || !cs.eligible(from) {
+	if !ok {
+		n.drop("pull", reasonNotInChannel, from)
 		return nil, false
 	}
 	return cs, true
@@ -97,7 +100,6 @@ func (n *Node) serveDigest(from peer.ID, r *wire.DigestRequest) (*wire.PullRespo
 	defer n.mu.Unlock()
 	cs, ok := n.pullChannelLocked(from, r.GetChannel())
 	if !ok {
-		n.drop("pull", reasonNotInChannel, from)
 		return nil, errPullDenied
 	}
 	return &wire.PullResponse{Response: &wire.PullResponse_Digest{
@@ -113,7 +115,6 @@ func (n *Node) serveFetch(from peer.ID, r *wire.FetchRequest) (*wire.PullRespons
 	defer n.mu.Unlock()
 	cs, ok := n.pullChannelLocked(from, r.GetChannel())
 	if !ok {
-		n.drop("pull", reasonNotInChannel, from)
 		return nil, errPullDenied
 	}
 	var out []*wire.Envelope

@@ -27,15 +27,12 @@ func runKeygen(_ context.Context, e *env, args []string) error {
 	if *out == "" {
 		return usagef(name, "--out is required")
 	}
-	key, err := identity.GenerateKey(nil)
+	key, err := newKeyFile(*out)
 	if err != nil {
 		return err
 	}
 	id, err := peer.IDFromPrivateKey(key)
 	if err != nil {
-		return err
-	}
-	if err := identity.WriteKey(*out, key, identity.CreateOnly); err != nil {
 		return err
 	}
 	fmt.Fprintln(e.stdout, id)
@@ -58,15 +55,12 @@ func runCAInit(_ context.Context, e *env, args []string) error {
 	if *out == "" {
 		return usagef(name, "--out is required")
 	}
-	key, err := identity.GenerateKey(nil)
+	key, err := newKeyFile(*out)
 	if err != nil {
 		return err
 	}
 	pub, err := crypto.MarshalPublicKey(key.GetPublic())
 	if err != nil {
-		return err
-	}
-	if err := identity.WriteKey(*out, key, identity.CreateOnly); err != nil {
 		return err
 	}
 	fmt.Fprintln(e.stdout, base64.StdEncoding.EncodeToString(pub))
@@ -144,4 +138,17 @@ func orgNames(n *identity.Network) string {
 		s += o.Name
 	}
 	return s
+}
+
+// newKeyFile generates an Ed25519 key and writes it to path (mode 0600),
+// refusing to overwrite an existing file.
+func newKeyFile(path string) (crypto.PrivKey, error) {
+	key, err := identity.GenerateKey(nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := identity.WriteKey(path, key, identity.CreateOnly); err != nil {
+		return nil, err
+	}
+	return key, nil
 }
