@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/fabgossip/fabgossip/node/store"
 	"github.com/fabgossip/fabgossip/routing"
 	"github.com/fabgossip/fabgossip/transport"
 	"github.com/fabgossip/fabgossip/transport/wire"
@@ -89,11 +92,31 @@ func (cs *channelState) closeSubscriptions(err error) {
 	cs.subs = nil
 }
 
-// deliverLocked hands blocks, in order, to every subscription.
-func (n *Node) deliverLocked(cs *channelState, blocks []*block) {
+// deliverLocked persists blocks (the run the ledger said is ready), commits
+// them to the ledger and hands them, in order, to every subscription. If the
+// store refuses them nothing is delivered: they stay held and the next
+// arrival retries, so the store never has a gap and subscribers never see
+// a block the store lost.
+func (n *Node) deliverLocked(cs *channelState, blocks []*block) error {
 	if len(blocks) == 0 {
-		return
+		return nil
 	}
+	if n.store != nil {
+		batch := make([]store.Block, len(blocks))
+		for i, b := range blocks {
+			raw, err := proto.Marshal(b.env)
+			if err != nil {
+				return err
+			}
+			batch[i] = store.Block{Number: b.msg.GetNumber(), Hash: b.hash, Envelope: raw}
+		}
+		if err := n.store.AppendBatch(cs.name, batch); err != nil {
+			n.metrics.storeErrors.Inc()
+			n.log.Error("persisting blocks", "channel", cs.name, "block", blocks[0].msg.GetNumber(), "err", err)
+			return err
+		}
+	}
+	cs.ledger.commit(blocks)
 	kept := cs.subs[:0]
 	for _, s := range cs.subs {
 		ok := true
@@ -120,6 +143,7 @@ func (n *Node) deliverLocked(cs *channelState, blocks []*block) {
 	if cs.joined {
 		cs.dirty = true // the ledger height moved: publish it
 	}
+	return nil
 }
 
 // JoinChannel joins channel ch: this peer starts publishing StateInfo for
@@ -138,6 +162,10 @@ func (n *Node) JoinChannel(ch string) error {
 	if cs.joined && !cs.left {
 		n.mu.Unlock()
 		return nil
+	}
+	if err := n.saveChannelStateLocked(ch, store.ChannelState{Joined: true}); err != nil {
+		n.mu.Unlock()
+		return err
 	}
 	cs.joined, cs.left = true, false
 	msg, key := n.signStateInfoLocked(cs)
@@ -162,6 +190,10 @@ func (n *Node) LeaveChannel(ch string) error {
 		if err == nil {
 			err = ErrNotJoined
 		}
+		return err
+	}
+	if err := n.saveChannelStateLocked(ch, store.ChannelState{Joined: true, Left: true}); err != nil {
+		n.mu.Unlock()
 		return err
 	}
 	cs.left = true
@@ -279,10 +311,17 @@ func (n *Node) Publish(ctx context.Context, ch string, data []byte) (Block, erro
 		return Block{}, fmt.Errorf("node: signing block: %w", err)
 	}
 	b := &block{env: env, msg: msg, hash: BlockHash(msg), size: envSize(env)}
-	deliver, _ := cs.ledger.add(b)
+	ready, _ := cs.ledger.add(b)
+	// Persist before anything leaves this peer: a block that is not durable
+	// here is never sent, so a restart cannot sign another block with its
+	// number after the first went out.
+	if err := n.deliverLocked(cs, ready); err != nil {
+		delete(cs.ledger.blocks, msg.Number)
+		n.mu.Unlock()
+		return Block{}, fmt.Errorf("node: storing block %d of %q: %w", msg.Number, ch, err)
+	}
 	pb := publicBlock(b)
 	n.tracer.BlockAccepted(pb, n.self, ViaPublish)
-	n.deliverLocked(cs, deliver)
 	n.mu.Unlock()
 	n.emit(outMsg{
 		Kind:           routing.KindBlock,
@@ -431,10 +470,71 @@ func (n *Node) Blocks(ch string, from uint64, limit int) ([]Block, error) {
 		return nil, err
 	}
 	var out []Block
-	for num := from; num < cs.ledger.height && len(out) < limit; num++ {
-		if b := cs.ledger.blocks[num]; b != nil {
-			out = append(out, publicBlock(b))
+	for _, b := range n.fetchLocked(cs, []*wire.Range{{First: from, Last: math.MaxUint64}}, limit, math.MaxInt) {
+		if b.msg.GetNumber() >= cs.ledger.height {
+			break // held, not yet delivered
 		}
+		out = append(out, publicBlock(b))
 	}
 	return out, nil
+}
+
+// fetchLocked returns the blocks named by rs, ascending, bounded like
+// ledger.get: from the in-memory window, and, for delivered blocks that fell
+// out of it, from the store.
+func (n *Node) fetchLocked(cs *channelState, rs []*wire.Range, maxCount, maxBytes int) []*block {
+	if n.store == nil {
+		return cs.ledger.get(rs, maxCount, maxBytes)
+	}
+	var out []*block
+	total := 0
+	eachNumber(rs, maxCount*4, func(num uint64) bool {
+		b := cs.ledger.blocks[num]
+		if b == nil && num < cs.ledger.height {
+			b = n.loadBlock(cs.name, num)
+		}
+		if b == nil {
+			return true
+		}
+		if len(out) > 0 && total+b.size > maxBytes {
+			return false
+		}
+		out = append(out, b)
+		total += b.size
+		return len(out) < maxCount
+	})
+	return out
+}
+
+// loadBlock reads a delivered block back from the store, or nil.
+func (n *Node) loadBlock(ch string, num uint64) *block {
+	raw, err := n.store.Get(ch, num)
+	if err != nil {
+		return nil
+	}
+	return decodeStoredBlock(raw)
+}
+
+// decodeStoredBlock rebuilds a block from its stored envelope. The store
+// checksums what it returns; this only parses.
+func decodeStoredBlock(raw []byte) *block {
+	env := new(wire.Envelope)
+	if proto.Unmarshal(raw, env) != nil {
+		return nil
+	}
+	var m wire.Message
+	if proto.Unmarshal(env.GetPayload(), &m) != nil || m.GetBlock() == nil {
+		return nil
+	}
+	return &block{env: env, msg: m.GetBlock(), hash: BlockHash(m.GetBlock()), size: len(raw)}
+}
+
+func (n *Node) saveChannelStateLocked(ch string, st store.ChannelState) error {
+	if n.store == nil {
+		return nil
+	}
+	if err := n.store.PutChannelState(ch, st); err != nil {
+		return fmt.Errorf("node: storing the state of channel %q: %w", ch, err)
+	}
+	return nil
 }

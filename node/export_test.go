@@ -23,3 +23,11 @@ func (n *Node) DropInboundPush(rate float64, seed uint64) {
 		return rng.Float64() < rate
 	}
 }
+
+// TamperFetch makes n serve, in answer to fetch requests, what tamper makes of
+// each block envelope: a byzantine responder.
+func (n *Node) TamperFetch(tamper func(*wire.Envelope) *wire.Envelope) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.fetchTamper = tamper
+}

@@ -3,12 +3,15 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/multiformats/go-multistream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fabgossip/fabgossip/transport"
@@ -40,7 +43,7 @@ func (n *Node) notifiee() network.Notifiee {
 // It never blocks: a peer already queued is not queued twice, and when the
 // queue is full the handshake is left to the remote side or the next alive.
 func (n *Node) enqueueHello(p peer.ID) {
-	if p == n.self {
+	if p == n.self || n.rejectedRecently(p) {
 		return
 	}
 	n.pendingMu.Lock()
@@ -84,6 +87,9 @@ func (n *Node) helloLoop(ctx context.Context) {
 func (n *Node) handshake(ctx context.Context, p peer.ID) {
 	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
+	if n.rejectedRecently(p) {
+		return
+	}
 	if n.host.Network().Connectedness(p) != network.Connected {
 		if err := n.host.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
 			n.log.Debug("dial failed", "remote", p.String(), "err", err)
@@ -96,6 +102,12 @@ func (n *Node) handshake(ctx context.Context, p peer.ID) {
 	}
 	resp, err := n.tr.Hello(ctx, p, &wire.Hello{Alive: own})
 	if err != nil {
+		var unsupported multistream.ErrNotSupported[protocol.ID]
+		if errors.As(err, &unsupported) {
+			// Not a fabgossip peer (or not one any more): nothing to say to it.
+			n.reject(p, fmt.Errorf("no hello protocol: %w", err))
+			return
+		}
 		if ctx.Err() == nil {
 			n.log.Debug("hello failed", "remote", p.String(), "err", err)
 		}
@@ -149,7 +161,30 @@ func (n *Node) reject(p peer.ID, err error) {
 	if n.gater != nil {
 		n.gater.Block(p, err.Error())
 	}
+	n.pendingMu.Lock()
+	n.rejected[p] = n.now().Add(rejectBackoff)
+	n.pendingMu.Unlock()
 	_ = n.host.Network().ClosePeer(p)
+}
+
+// rejectBackoff is how long this peer neither dials nor greets a peer it
+// rejected, whatever the gater does (a host without a gater, or one whose
+// back-off is shorter, must not redial a peer it has just thrown out).
+const rejectBackoff = 10 * time.Second
+
+// rejectedRecently reports whether p was rejected within rejectBackoff.
+func (n *Node) rejectedRecently(p peer.ID) bool {
+	n.pendingMu.Lock()
+	defer n.pendingMu.Unlock()
+	until, ok := n.rejected[p]
+	if !ok {
+		return false
+	}
+	if n.now().Before(until) {
+		return true
+	}
+	delete(n.rejected, p)
+	return false
 }
 
 // handleHello answers a hello: verify the requester, then answer with this

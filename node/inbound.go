@@ -45,17 +45,21 @@ func (n *Node) handlePush(from peer.ID, b *wire.Batch) {
 
 // handleEnvelope checks and applies one envelope: cheap dedup, signature,
 // authority, store, deliver, forward, in that order.
-func (n *Node) handleEnvelope(from peer.ID, env *wire.Envelope, via Path) {
+//
+// It returns false when the envelope failed an integrity check (undecodable,
+// badly signed, forged authority, wrong data hash): evidence against the
+// peer that served it, which pull uses to skip that peer for a while.
+func (n *Node) handleEnvelope(from peer.ID, env *wire.Envelope, via Path) bool {
 	n.tracer.Received(from, env)
 	var m wire.Message
 	if err := proto.Unmarshal(env.GetPayload(), &m); err != nil {
 		n.drop("unknown", reasonMalformed, from)
-		return
+		return false
 	}
 	switch c := m.Content.(type) {
 	case *wire.Message_Block:
 		n.metrics.received.WithLabelValues("block").Inc()
-		n.handleBlock(from, env, c.Block, via)
+		return n.handleBlock(from, env, c.Block, via)
 	case *wire.Message_StateInfo:
 		n.metrics.received.WithLabelValues("stateinfo").Inc()
 		n.handleStateInfo(from, env, c.StateInfo, via == ViaPush)
@@ -64,7 +68,9 @@ func (n *Node) handleEnvelope(from peer.ID, env *wire.Envelope, via Path) {
 		n.handleAlive(from, env, c.Alive, via == ViaPush)
 	default:
 		n.drop("unknown", reasonMalformed, from)
+		return false
 	}
+	return true
 }
 
 func (n *Node) drop(kind, reason string, from peer.ID) {
@@ -89,7 +95,11 @@ func (n *Node) senderAllowedLocked(from peer.ID, ch string) (string, bool) {
 	return "", true
 }
 
-func (n *Node) handleBlock(from peer.ID, env *wire.Envelope, msg *wire.Block, via Path) {
+// handleBlock checks and applies a block. It returns false only for a block
+// that failed an integrity check; duplicates and blocks this peer does not
+// take (not its channel, too far ahead, an unknown sender) are not evidence
+// of forgery.
+func (n *Node) handleBlock(from peer.ID, env *wire.Envelope, msg *wire.Block, via Path) bool {
 	const kind = "block"
 	ch := msg.GetChannel()
 	n.mu.Lock()
@@ -97,7 +107,7 @@ func (n *Node) handleBlock(from peer.ID, env *wire.Envelope, msg *wire.Block, vi
 	if cs == nil || !cs.joined || cs.left {
 		n.mu.Unlock()
 		n.drop(kind, reasonNotInChannel, from)
-		return
+		return true
 	}
 	if err := cs.ledger.check(msg.GetNumber()); err != nil {
 		n.mu.Unlock()
@@ -106,36 +116,36 @@ func (n *Node) handleBlock(from peer.ID, env *wire.Envelope, msg *wire.Block, vi
 		} else {
 			n.drop(kind, reasonTooFarAhead, from)
 		}
-		return
+		return true
 	}
 	if reason, ok := n.senderAllowedLocked(from, ch); !ok {
 		n.mu.Unlock()
 		n.drop(kind, reason, from)
-		return
+		return true
 	}
 	n.mu.Unlock()
 
 	publisher, err := peer.IDFromBytes(msg.GetPublisher())
 	if err != nil {
 		n.drop(kind, reasonMalformed, from)
-		return
+		return false
 	}
 	if !signedBy(env, publisher) {
 		n.drop(kind, reasonBadSignature, from)
-		return
+		return false
 	}
 	v, err := identity.VerifyCertificate(n.network(), msg.GetPublisherCertificate(), publisher, n.now())
 	if err != nil {
 		n.drop(kind, reasonBadCertificate, from)
-		return
+		return false
 	}
 	if !n.network().MayPublish(v.Org, ch) {
 		n.drop(kind, reasonMayNotPublish, from)
-		return
+		return false
 	}
 	if dh := sha256.Sum256(msg.GetData()); !bytes.Equal(dh[:], msg.GetDataHash()) {
 		n.drop(kind, reasonDataHash, from)
-		return
+		return false
 	}
 
 	b := &block{env: env, msg: msg, hash: BlockHash(msg), size: envSize(env)}
@@ -143,15 +153,17 @@ func (n *Node) handleBlock(from peer.ID, env *wire.Envelope, msg *wire.Block, vi
 	if cs.left || cs.ledger.check(msg.GetNumber()) != nil { // raced with another copy
 		n.mu.Unlock()
 		n.metrics.duplicates.WithLabelValues(kind).Inc()
-		return
+		return true
 	}
-	deliver, broken := cs.ledger.add(b)
+	ready, broken := cs.ledger.add(b)
 	n.metrics.blocksAccepted.WithLabelValues(via.String()).Inc()
 	n.tracer.BlockAccepted(publicBlock(b), from, via)
+	// A broken link shows up when the gap before it closes, perhaps long
+	// after it arrived from someone else: counted, not held against from.
 	for range broken {
 		n.drop(kind, reasonBrokenChain, from)
 	}
-	n.deliverLocked(cs, deliver)
+	_ = n.deliverLocked(cs, ready) // a store error is logged and counted; the blocks stay held
 	n.mu.Unlock()
 
 	n.emit(outMsg{
@@ -165,6 +177,7 @@ func (n *Node) handleBlock(from peer.ID, env *wire.Envelope, msg *wire.Block, vi
 		CrossOrg: n.external && v.Org == n.org,
 		Payload:  env,
 	}, "")
+	return true
 }
 
 // handleStateInfo applies a StateInfo; forward says whether a fresh one is

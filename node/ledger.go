@@ -74,34 +74,51 @@ func (l *ledger) check(n uint64) error {
 	return nil
 }
 
-// add stores b (which must have passed check and verification) and returns the
-// blocks that became deliverable, in order. A block whose previous hash does
-// not match the delivered chain is discarded at delivery time and reported in
-// broken, so the node can count it; the gap it leaves is filled by pull.
-func (l *ledger) add(b *block) (deliver []*block, broken []*block) {
+// add stores b (which must have passed check and verification) and returns
+// the blocks now ready for delivery, in order, without delivering them: the
+// node persists them first and then commits. A block whose previous hash does
+// not match the chain is discarded and reported in broken, so the node can
+// count it; the gap it leaves is filled by pull.
+func (l *ledger) add(b *block) (ready []*block, broken []*block) {
 	l.blocks[b.msg.GetNumber()] = b
+	return l.ready()
+}
+
+// ready returns the run of held blocks that continues the delivered chain.
+func (l *ledger) ready() (run []*block, broken []*block) {
+	prev, n := l.lastHash, l.height
 	for {
-		next := l.blocks[l.height]
+		next := l.blocks[n]
 		if next == nil {
 			break
 		}
-		if l.height > 0 && l.lastHash != nil && !bytes.Equal(next.msg.GetPreviousHash(), l.lastHash) {
-			delete(l.blocks, l.height)
+		if n > 0 && prev != nil && !bytes.Equal(next.msg.GetPreviousHash(), prev) {
+			delete(l.blocks, n)
 			broken = append(broken, next)
 			break
 		}
-		deliver = append(deliver, next)
-		l.lastHash = next.hash
-		l.height++
+		run = append(run, next)
+		prev = next.hash
+		n++
 	}
-	if len(deliver) > 0 && l.height > l.window {
+	return run, broken
+}
+
+// commit delivers run, which ready returned: the height moves past it and
+// blocks that fell out of the window are evicted.
+func (l *ledger) commit(run []*block) {
+	if len(run) == 0 {
+		return
+	}
+	l.lastHash = run[len(run)-1].hash
+	l.height += uint64(len(run))
+	if l.height > l.window {
 		for n := range l.blocks {
 			if n < l.height-l.window {
 				delete(l.blocks, n)
 			}
 		}
 	}
-	return deliver, broken
 }
 
 // numbers returns the block numbers held, ascending.

@@ -33,14 +33,14 @@ func TestLedgerDeliversInOrderAcrossGaps(t *testing.T) {
 	l := newLedger(100, 50)
 	bs := chain("c", 5)
 	for _, i := range []int{1, 3, 4} {
-		if d, _ := l.add(bs[i]); len(d) != 0 {
+		if d, _ := addCommit(l, bs[i]); len(d) != 0 {
 			t.Fatalf("block %d delivered before block 0", i)
 		}
 	}
-	if d, _ := l.add(bs[0]); !slices.Equal(numbersOf(d), []uint64{0, 1}) {
+	if d, _ := addCommit(l, bs[0]); !slices.Equal(numbersOf(d), []uint64{0, 1}) {
 		t.Fatalf("after block 0: delivered %v, want [0 1]", numbersOf(d))
 	}
-	if d, _ := l.add(bs[2]); !slices.Equal(numbersOf(d), []uint64{2, 3, 4}) {
+	if d, _ := addCommit(l, bs[2]); !slices.Equal(numbersOf(d), []uint64{2, 3, 4}) {
 		t.Fatalf("after block 2: delivered %v, want [2 3 4]", numbersOf(d))
 	}
 	if l.height != 5 {
@@ -51,7 +51,7 @@ func TestLedgerDeliversInOrderAcrossGaps(t *testing.T) {
 func TestLedgerCheck(t *testing.T) {
 	l := newLedger(2, 10)
 	for _, b := range chain("c", 4) {
-		l.add(b)
+		addCommit(l, b)
 	}
 	for _, tt := range []struct {
 		n    uint64
@@ -72,7 +72,7 @@ func TestLedgerCheck(t *testing.T) {
 func TestLedgerWindowEvicts(t *testing.T) {
 	l := newLedger(3, 10)
 	for _, b := range chain("c", 10) {
-		l.add(b)
+		addCommit(l, b)
 	}
 	if got := l.numbers(); !slices.Equal(got, []uint64{7, 8, 9}) {
 		t.Fatalf("held %v, want the last 3", got)
@@ -83,15 +83,15 @@ func TestLedgerRejectsBrokenLink(t *testing.T) {
 	l := newLedger(10, 10)
 	bs := chain("c", 3)
 	forged := &wire.Block{Channel: "c", Number: 1, PreviousHash: []byte("not block 0")}
-	l.add(bs[0])
-	d, broken := l.add(&block{env: &wire.Envelope{}, msg: forged, hash: BlockHash(forged)})
+	addCommit(l, bs[0])
+	d, broken := addCommit(l, &block{env: &wire.Envelope{}, msg: forged, hash: BlockHash(forged)})
 	if len(d) != 0 || len(broken) != 1 {
 		t.Fatalf("forged link: delivered %v, broken %d; want none delivered, one broken", numbersOf(d), len(broken))
 	}
 	if err := l.check(1); err != nil {
 		t.Fatalf("the slot of a broken block must stay open for the right one: %v", err)
 	}
-	if d, _ := l.add(bs[1]); !slices.Equal(numbersOf(d), []uint64{1}) {
+	if d, _ := addCommit(l, bs[1]); !slices.Equal(numbersOf(d), []uint64{1}) {
 		t.Fatalf("right block 1 not delivered: %v", numbersOf(d))
 	}
 }
@@ -100,7 +100,7 @@ func TestLedgerDigestMissingGet(t *testing.T) {
 	l := newLedger(100, 100)
 	bs := chain("c", 8)
 	for _, i := range []int{0, 1, 2, 5, 6} {
-		l.add(bs[i])
+		addCommit(l, bs[i])
 	}
 	var got [][2]uint64
 	for _, r := range l.digest() {
@@ -125,4 +125,12 @@ func TestLedgerDigestMissingGet(t *testing.T) {
 	if g := l.get(remote, 10, 1); len(g) != 1 {
 		t.Fatalf("get with a budget below one block must still return one, got %d", len(g))
 	}
+}
+
+// addCommit adds b and commits whatever became ready, as the node does
+// once it has persisted them.
+func addCommit(l *ledger, b *block) ([]*block, []*block) {
+	run, broken := l.add(b)
+	l.commit(run)
+	return run, broken
 }

@@ -131,6 +131,12 @@ func (n *Node) requestPeersLocked(ch string, k int, needEligible bool) []peer.ID
 		if needEligible && !cs.eligible(id) {
 			continue
 		}
+		if until, ok := n.suspects[id]; ok {
+			if n.now().Before(until) {
+				continue
+			}
+			delete(n.suspects, id)
+		}
 		pool = append(pool, id)
 	}
 	return n.sampleLocked(pool, k)
@@ -195,6 +201,9 @@ func (n *Node) pullLoop(ctx context.Context) {
 			n.syncMembership(ctx, p)
 		}
 		n.eachChannelPeer(ctx, true, n.pullFrom)
+		if n.store != nil {
+			n.retryDeliveries()
+		}
 	})
 }
 

@@ -15,6 +15,7 @@ type metrics struct {
 	deliveryLatency prometheus.Histogram
 	blocksAccepted  *prometheus.CounterVec // by path
 	pullRounds      prometheus.Counter
+	storeErrors     prometheus.Counter
 	handshakes      *prometheus.CounterVec // by result
 	peers           *prometheus.GaugeVec   // live peers by org
 }
@@ -50,6 +51,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		pullRounds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fabgossip_pull_rounds_total", Help: "Digest requests sent by block pull.",
 		}),
+		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fabgossip_store_errors_total", Help: "Block store writes that failed (the blocks stay held and are retried).",
+		}),
 		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fabgossip_handshakes_total", Help: "Hello handshakes, by result.",
 		}, []string{"result"}),
@@ -62,7 +66,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{
 		m.batchesSent, m.sendErrors, m.received, m.dropped, m.duplicates, m.blocksDelivered, m.deliveryLatency,
-		m.blocksAccepted, m.pullRounds, m.handshakes, m.peers,
+		m.blocksAccepted, m.pullRounds, m.storeErrors, m.handshakes, m.peers,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

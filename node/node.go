@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/fabgossip/fabgossip/batching"
 	"github.com/fabgossip/fabgossip/node/identity"
+	"github.com/fabgossip/fabgossip/node/store"
 	"github.com/fabgossip/fabgossip/routing"
 	"github.com/fabgossip/fabgossip/transport"
 	"github.com/fabgossip/fabgossip/transport/wire"
@@ -94,14 +96,18 @@ type Node struct {
 	planRng *rand.Rand // owned by the emitter's flush goroutine
 	loopRng *rand.Rand // guarded by mu
 
-	ownAlive *wire.Envelope // this peer's latest alive, Secret included; guarded by mu
-	pushLoss func() bool    // test hook: drop an inbound push frame when it returns true
-	gater    Gater
+	ownAlive    *wire.Envelope                      // this peer's latest alive, Secret included; guarded by mu
+	suspects    map[peer.ID]time.Time               // peers that served forged blocks, left out of pull until then
+	store       store.Store                         // nil: the in-memory window only
+	pushLoss    func() bool                         // test hook: drop an inbound push frame when it returns true
+	fetchTamper func(*wire.Envelope) *wire.Envelope // test hook: a byzantine fetch responder; guarded by mu
+	gater       Gater
 
 	notifyOnce sync.Once
 	notify     *network.NotifyBundle
 	pendingMu  sync.Mutex
-	pending    map[peer.ID]bool // peers queued for a handshake
+	pending    map[peer.ID]bool      // peers queued for a handshake
+	rejected   map[peer.ID]time.Time // peers rejected, not greeted again until then
 	helloQ     chan peer.ID
 
 	ctx    context.Context
@@ -165,6 +171,8 @@ func New(id Identity, h host.Host, cfg Config, opts ...Option) (*Node, error) {
 		loopRng:  rand.New(rand.NewPCG(o.seed, 2)),
 		helloQ:   make(chan peer.ID, 1024),
 		pending:  make(map[peer.ID]bool),
+		rejected: make(map[peer.ID]time.Time),
+		suspects: make(map[peer.ID]time.Time),
 		gater:    o.gater,
 		inc:      uint64(o.now().UnixNano()),
 	}
@@ -172,8 +180,12 @@ func New(id Identity, h host.Host, cfg Config, opts ...Option) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.store = o.store
 	n.net.Store(id.Network)
 	n.applyNetworkLocked(id.Network)
+	if err := n.restore(); err != nil {
+		return nil, err
+	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	ecfg := batching.DefaultConfig()
 	ecfg.Iterations = cfg.PropagateIterations
@@ -455,4 +467,54 @@ func (n *Node) applyNetworkLocked(net *identity.Network) {
 		}
 	}
 	n.sharesChannel.Store(&shares)
+}
+
+// restore loads what the store holds: each channel's height, last hash and
+// the blocks of its window, and which channels this peer had joined or left.
+// A rejoined channel's StateInfo goes out with the first publication tick.
+func (n *Node) restore() error {
+	if n.store == nil {
+		return nil
+	}
+	states, err := n.store.ChannelStates()
+	if err != nil {
+		return fmt.Errorf("node: reading channel states: %w", err)
+	}
+	for name, cs := range n.channels {
+		h, err := n.store.Height(name)
+		if err != nil {
+			return fmt.Errorf("node: reading the height of %q: %w", name, err)
+		}
+		last, err := n.store.LastHash(name)
+		if err != nil {
+			return fmt.Errorf("node: reading the last hash of %q: %w", name, err)
+		}
+		cs.ledger.height, cs.ledger.lastHash = h, last
+		from := h - min(h, cs.ledger.window)
+		err = n.store.Range(name, from, int(cs.ledger.window), math.MaxInt, func(num uint64, raw []byte) bool {
+			if b := decodeStoredBlock(raw); b != nil {
+				cs.ledger.blocks[num] = b
+			}
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("node: reading the blocks of %q: %w", name, err)
+		}
+		if st, ok := states[name]; ok && st.Joined {
+			cs.joined, cs.left, cs.dirty = true, st.Left, true
+		}
+	}
+	return nil
+}
+
+// retryDeliveries delivers what is held and ready but was not stored
+// because the store failed earlier.
+func (n *Node) retryDeliveries() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, cs := range n.channels {
+		if run, _ := cs.ledger.ready(); len(run) > 0 {
+			_ = n.deliverLocked(cs, run)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fabgossip/fabgossip/node/store"
 	"github.com/fabgossip/fabgossip/transport"
 )
 
@@ -24,6 +25,7 @@ type options struct {
 	seed             uint64
 	transport        transport.Config
 	gater            Gater
+	store            store.Store
 }
 
 func defaultOptions() options {
@@ -79,3 +81,10 @@ func WithTransportConfig(c transport.Config) Option { return func(o *options) { 
 // WithGater lets the node keep out, for the gater's back-off, a peer that
 // failed the handshake (default: none; the peer is only disconnected).
 func WithGater(g Gater) Option { return func(o *options) { o.gater = g } }
+
+// WithStore keeps delivered blocks and channel membership in s, so a restart
+// resumes where the peer stopped: its ledger heights, the channels it had
+// joined, and, for a publisher, its numbering. Blocks older than the
+// in-memory window are then served from s to peers catching up. Without a
+// store the node keeps only the window. The node does not close s.
+func WithStore(s store.Store) Option { return func(o *options) { o.store = s } }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -43,6 +44,9 @@ func (n *Node) pullFrom(ctx context.Context, p peer.ID, ch string) {
 	var missing []uint64
 	if cs != nil && cs.joined && !cs.left {
 		missing = cs.ledger.missing(d.GetRanges(), maxFetchBlocks)
+		if len(missing) == 0 {
+			missing = cs.catchUpLocked(p)
+		}
 	}
 	n.mu.Unlock()
 	if len(missing) == 0 {
@@ -59,8 +63,43 @@ func (n *Node) pullFrom(ctx context.Context, p peer.ID, ch string) {
 		blocks = blocks[:maxFetchBlocks]
 	}
 	for _, env := range blocks {
-		n.handleEnvelope(p, env, ViaPull)
+		if !n.handleEnvelope(p, env, ViaPull) {
+			// A forged block: stop reading this response and ask others.
+			n.suspect(p)
+			return
+		}
 	}
+}
+
+// catchUpLocked returns the numbers to fetch from p when p's StateInfo says
+// it is ahead but its digest (its in-memory window) starts beyond what this
+// ledger can take: a peer that fell further behind than the window catches
+// up from the height on, a bounded range per exchange, served from the
+// responder's store (Fabric's state transfer).
+func (cs *channelState) catchUpLocked(p peer.ID) []uint64 {
+	si := cs.states[p]
+	if si == nil || si.height <= cs.ledger.height {
+		return nil
+	}
+	var out []uint64
+	for x := cs.ledger.height; x < si.height && len(out) < maxFetchBlocks; x++ {
+		if cs.ledger.blocks[x] == nil {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// suspectFor is how long a peer that served a forged block is left out of
+// pull and catch-up.
+const suspectFor = time.Minute
+
+// suspect leaves p out of pull and catch-up for suspectFor, and counts it.
+func (n *Node) suspect(p peer.ID) {
+	n.drop("pull", "bad_responder", p)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.suspects[p] = n.now().Add(suspectFor)
 }
 
 // handlePull serves /fabgossip/pull/1.0.0 requests.
@@ -118,8 +157,12 @@ func (n *Node) serveFetch(from peer.ID, r *wire.FetchRequest) (*wire.PullRespons
 		return nil, errPullDenied
 	}
 	var out []*wire.Envelope
-	for _, b := range cs.ledger.get(r.GetRanges(), maxFetchBlocks, maxFetchBytes) {
-		out = append(out, b.env)
+	for _, b := range n.fetchLocked(cs, r.GetRanges(), maxFetchBlocks, maxFetchBytes) {
+		env := b.env
+		if n.fetchTamper != nil {
+			env = n.fetchTamper(env)
+		}
+		out = append(out, env)
 	}
 	return &wire.PullResponse{Response: &wire.PullResponse_Fetch{Fetch: &wire.FetchResponse{Blocks: out}}}, nil
 }
