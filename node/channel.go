@@ -460,8 +460,8 @@ func (s *Subscription) Close() {
 }
 
 // Blocks returns up to limit delivered blocks of channel ch numbered from
-// from on, from the in-memory window (the last MaxBlockCountToStore
-// delivered blocks): older ones are no longer held.
+// from on: from the store when the node has one (WithStore), else from the
+// in-memory window of the last MaxBlockCountToStore delivered blocks.
 func (n *Node) Blocks(ch string, from uint64, limit int) ([]Block, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/fabgossip/fabgossip/node/admin"
@@ -28,27 +29,35 @@ const pollInterval = 50 * time.Millisecond
 // from the binary with the peer's generated config.
 type process struct {
 	peer      peerconfig.GeneratedPeer
+	bootstrap []string
 	cmd       *exec.Cmd
 	logPath   string
 	readyPath string
 	done      chan struct{} // closed when the process has exited and been waited for
 	waitErr   error         // read after done
+	killed    atomic.Bool   // set before the testnet kills it on purpose
 
 	info   peerconfig.Info // from the ready file
 	client *admin.Client
 }
 
 // startProcess starts bin as the peer g, with bootstrap addresses, logging
-// to a file in the peer's directory. The process is stopped (SIGTERM, then
+// to a file in the peer's directory (appended to, so that a restarted peer's
+// log follows its previous run's). The process is stopped (SIGTERM, then
 // SIGKILL after stopTimeout) when ctx ends; wait for it on done.
 func startProcess(ctx context.Context, bin string, g peerconfig.GeneratedPeer, bootstrap []string, logLevel string) (*process, error) {
 	p := &process{
 		peer:      g,
+		bootstrap: bootstrap,
 		logPath:   filepath.Join(g.Dir, "peer.log"),
 		readyPath: filepath.Join(g.Dir, "ready.json"),
 		done:      make(chan struct{}),
 	}
-	logFile, err := os.OpenFile(p.logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	// A previous run's ready file would announce a dead admin API.
+	if err := os.Remove(p.readyPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	logFile, err := os.OpenFile(p.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +82,17 @@ func startProcess(ctx context.Context, bin string, g peerconfig.GeneratedPeer, b
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// kill kills the process with SIGKILL, a crash at whatever it was doing, and
+// waits until it has exited.
+func (p *process) kill() error {
+	p.killed.Store(true)
+	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("kill %s: %w", p.peer.Name, err)
+	}
+	<-p.done
+	return nil
 }
 
 // exited reports whether the process has ended.

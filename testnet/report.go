@@ -31,7 +31,48 @@ type Report struct {
 	TotalBytesSent       uint64  `json:"total_bytes_sent"`
 	OverallAmplification float64 `json:"overall_amplification"`
 	DurationSeconds      float64 `json:"duration_seconds"`
-	Passed               bool    `json:"passed"`
+	// Restarts are the kills and restarts of the restart scenario, and
+	// RestartProblems what the harness found wrong with them (a store that
+	// lost delivered blocks, a block delivered twice or skipped across a
+	// restart); any problem fails the run.
+	Restarts        []RestartReport `json:"restarts,omitempty"`
+	RestartProblems []string        `json:"restart_problems,omitempty"`
+	Passed          bool            `json:"passed"`
+}
+
+// RestartReport is one kill (SIGKILL) and restart of a peer.
+type RestartReport struct {
+	Peer string `json:"peer"`
+	// KilledAtSeconds and RestartedAtSeconds are since the testnet started;
+	// UpAfterMs is from starting the process again until it was up (store
+	// opened, node started, admin API answering).
+	KilledAtSeconds    float64                `json:"killed_at_s"`
+	RestartedAtSeconds float64                `json:"restarted_at_s"`
+	UpAfterMs          float64                `json:"up_after_ms"`
+	Channels           []RestartChannelReport `json:"channels"`
+}
+
+// RestartChannelReport is one channel of a RestartReport.
+type RestartChannelReport struct {
+	Name string `json:"name"`
+	// PublishedAtKill blocks were published when the peer was killed, of
+	// which the harness had seen it deliver SeenBeforeKill; its store, opened
+	// by the harness after the crash, held StoredHeight (at least
+	// SeenBeforeKill: a block is stored before it is delivered).
+	PublishedAtKill int    `json:"published_at_kill"`
+	SeenBeforeKill  uint64 `json:"seen_before_kill"`
+	StoredHeight    uint64 `json:"stored_height"`
+	// PublishedAtRestart blocks were published when the restarted peer was
+	// up, at height HeightAtRestart (at least StoredHeight).
+	PublishedAtRestart int    `json:"published_at_restart"`
+	HeightAtRestart    uint64 `json:"height_at_restart"`
+	// FirstDeliveryAfterRestart is the number of the first block the
+	// restarted process delivered (it must be StoredHeight); absent if it
+	// delivered none before it was killed again.
+	FirstDeliveryAfterRestart *uint64 `json:"first_delivery_after_restart,omitempty"`
+	// CaughtUpMs is from the restart until the peer delivered block
+	// PublishedAtRestart-1; absent if it did not before it was killed again.
+	CaughtUpMs *float64 `json:"caught_up_ms,omitempty"`
 }
 
 // TopologyReport is the network the testnet ran.
@@ -67,7 +108,9 @@ type ChannelReport struct {
 	// org is not a member (accepted or not), from their metrics.
 	Leaks int `json:"leaks"`
 	// Latency from publish to the last eligible peer's delivery, over the
-	// blocks every eligible peer delivered.
+	// blocks every eligible peer delivered; a restarted peer's deliveries
+	// are left out (some of its delivery times are lost with its process,
+	// and its catch-up is reported in Restarts).
 	LatencyP50Ms float64 `json:"latency_p50_ms"`
 	LatencyP99Ms float64 `json:"latency_p99_ms"`
 	// Amplification is the block envelope bytes of this channel received by
@@ -78,7 +121,11 @@ type ChannelReport struct {
 	// DuplicatesPerBlock is the block envelopes received beyond the first,
 	// per (block, receiving eligible peer).
 	DuplicatesPerBlock float64 `json:"duplicates_per_block"`
-	// Missing lists up to ten (peer, block) pairs that were not delivered.
+	// WrongHash counts (block, peer) pairs delivered with a hash other than
+	// the publisher's; they are not in Delivered.
+	WrongHash int `json:"wrong_hash,omitempty"`
+	// Missing lists up to ten (peer, block) pairs that were not delivered
+	// (or with a wrong hash).
 	Missing []string `json:"missing,omitempty"`
 	// LeakedTo lists the non-member peers that received blocks.
 	LeakedTo []string `json:"leaked_to,omitempty"`
@@ -102,7 +149,32 @@ func (r *Report) WriteTable(w io.Writer) {
 	_ = tw.Flush()
 	fmt.Fprintf(w, "all traffic (blocks, StateInfo, alive, pull, hello): %s sent, %.2f bytes per delivered byte; %.1fs\n",
 		fmtBytes(r.TotalBytesSent), r.OverallAmplification, r.DurationSeconds)
+	for _, rr := range r.Restarts {
+		fmt.Fprintf(w, "restart: %s killed (SIGKILL) at %.1fs, restarted at %.1fs, up in %.0fms\n",
+			rr.Peer, rr.KilledAtSeconds, rr.RestartedAtSeconds, rr.UpAfterMs)
+		for _, c := range rr.Channels {
+			first, caught := "none before the next kill", "not before the next kill"
+			if c.FirstDeliveryAfterRestart != nil {
+				first = fmt.Sprintf("block %d", *c.FirstDeliveryAfterRestart)
+			}
+			if c.CaughtUpMs != nil {
+				caught = fmt.Sprintf("in %.0fms", *c.CaughtUpMs)
+			}
+			fmt.Fprintf(w, "  %s: at the kill %d published, %d seen delivered, store reopened at height %d; at the restart %d published, height %d; first delivery %s; caught up %s\n",
+				c.Name, c.PublishedAtKill, c.SeenBeforeKill, c.StoredHeight, c.PublishedAtRestart, c.HeightAtRestart, first, caught)
+		}
+	}
+	if len(r.Restarts) > 0 {
+		fmt.Fprintf(w, "coverage counts %s's blocks seen in its delivery log before a kill or, after a restart, in its ledger (read from its store) with the publisher's hash; latency leaves it out\n",
+			r.Restarts[0].Peer)
+	}
+	for _, p := range r.RestartProblems {
+		fmt.Fprintf(w, "restart: PROBLEM: %s\n", p)
+	}
 	for _, c := range r.Channels {
+		if c.WrongHash > 0 {
+			fmt.Fprintf(w, "%s: %d deliveries with a hash other than the publisher's\n", c.Name, c.WrongHash)
+		}
 		if len(c.Missing) > 0 {
 			fmt.Fprintf(w, "%s: not delivered (peer/block, first %d): %s\n", c.Name, len(c.Missing), strings.Join(c.Missing, " "))
 		}
@@ -110,9 +182,14 @@ func (r *Report) WriteTable(w io.Writer) {
 			fmt.Fprintf(w, "%s: LEAKED to non-members: %s\n", c.Name, strings.Join(c.LeakedTo, " "))
 		}
 	}
-	if r.Passed {
+	switch {
+	case r.Passed && len(r.Restarts) > 0:
+		fmt.Fprintln(w, "PASS: 100% coverage and 0 leaks on every channel, every restart resumed from its store")
+	case r.Passed:
 		fmt.Fprintln(w, "PASS: 100% coverage and 0 leaks on every channel")
-	} else {
+	case len(r.RestartProblems) > 0:
+		fmt.Fprintln(w, "FAIL: a restart did not resume where its store left off, or a channel has coverage below 100% or leaks")
+	default:
 		fmt.Fprintln(w, "FAIL: a channel has coverage below 100% or leaks")
 	}
 }
@@ -171,6 +248,22 @@ type peerMetrics struct {
 	blockBytes     map[string]float64 // channel
 	accepted       map[string]float64 // channel, from the network (push and pull)
 	bytesSent      float64            // every fabgossip protocol
+}
+
+func newPeerMetrics() peerMetrics {
+	return peerMetrics{blocksReceived: map[string]float64{}, blockBytes: map[string]float64{}, accepted: map[string]float64{}}
+}
+
+// add adds o's counters to m's (a restarted peer's earlier processes).
+func (m *peerMetrics) add(o peerMetrics) {
+	for _, pair := range []struct{ dst, src map[string]float64 }{
+		{m.blocksReceived, o.blocksReceived}, {m.blockBytes, o.blockBytes}, {m.accepted, o.accepted},
+	} {
+		for k, v := range pair.src {
+			pair.dst[k] += v
+		}
+	}
+	m.bytesSent += o.bytesSent
 }
 
 // parseMetrics reads the Prometheus text a peer's /metrics served.

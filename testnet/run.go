@@ -54,6 +54,14 @@ type ProcessOptions struct {
 	Command []string
 	// Seed makes the block data reproducible.
 	Seed uint64
+	// Restarts is how often one peer that publishes nothing is killed with
+	// SIGKILL mid-stream and started again from its config and data
+	// directory (0: never). The stream is cut in 2*Restarts+1 equal parts;
+	// the peer is killed at the end of every odd part and restarted at the
+	// end of every even one (with 1: killed after a third of the blocks,
+	// restarted after two thirds). The peer must still deliver every block,
+	// and deliver none twice across a restart.
+	Restarts int
 }
 
 // DefaultProcessOptions is the default testnet: 3 orgs of 4 peers (2
@@ -102,18 +110,34 @@ func (o ProcessOptions) Validate() error {
 	if o.StartTimeout <= 0 || o.DeliveryTimeout <= 0 {
 		bad("timeout", o.DeliveryTimeout, "a positive duration")
 	}
+	if o.Restarts < 0 {
+		bad("restarts", o.Restarts, "0 or more")
+	}
+	if o.Restarts > 0 && o.Blocks < 2*o.Restarts+1 {
+		bad("count", o.Blocks, fmt.Sprintf("at least %d to kill and restart a peer %d time(s) mid-stream", 2*o.Restarts+1, o.Restarts))
+	}
+	if o.Restarts > 0 && o.Orgs >= 1 && o.PeersPerOrg >= 1 && o.Channels >= 1 {
+		orgs := OrgNames(o.Orgs)
+		if _, _, ok := restartCandidate(orgs, o.PeersPerOrg, DefaultChannels(orgs, o.Channels)); !ok {
+			bad("peers", o.PeersPerOrg, "a peer that publishes nothing, to restart: more peers per org or fewer channels")
+		}
+	}
 	return errors.Join(errs...)
 }
 
 // ErrFailed is returned by RunProcesses, with the report, when a channel has
-// coverage below 100% or leaks.
-var ErrFailed = errors.New("testnet failed: coverage below 100% or leaks")
+// coverage below 100% or leaks, or a restarted peer did not resume where its
+// store left off.
+var ErrFailed = errors.New("testnet failed: coverage below 100%, leaks, or a restart that did not resume from its store")
 
 // RunProcesses generates a network, starts every peer as an OS process on
 // loopback, waits until every peer sees the peers of its channels, publishes
 // o.Blocks blocks on each channel through its publisher's admin API, waits
 // until every eligible peer has delivered every block or the deadline
-// passes, and reports per channel. It stops every process and removes the
+// passes, and reports per channel. With o.Restarts, one peer that
+// publishes nothing is killed and restarted meanwhile (process_restart.go).
+// Every peer keeps its blocks in the data directory of its generated config
+// (data/ in its directory). It stops every process and removes the
 // temporary directory before it returns, also when ctx is cancelled. The
 // error is ErrFailed (with the report) when the network did not deliver, and
 // another error when the testnet could not run.
@@ -141,11 +165,12 @@ func RunProcesses(ctx context.Context, o ProcessOptions) (*Report, error) {
 		dir = tmp
 	}
 
-	r := &run{o: o, bin: bin, dir: dir, start: time.Now()}
+	r := &run{o: o, bin: bin, dir: dir, start: time.Now(), victim: -1}
 	if err := r.generate(); err != nil {
 		return nil, err
 	}
 	procCtx, cancelProcs := context.WithCancel(context.Background())
+	r.procCtx = procCtx
 	defer func() { stopAll(cancelProcs, r.procs) }()
 	// A cancelled ctx stops the processes at once, even mid-wait.
 	stop := context.AfterFunc(ctx, cancelProcs)
@@ -153,7 +178,11 @@ func RunProcesses(ctx context.Context, o ProcessOptions) (*Report, error) {
 
 	fmt.Fprintf(o.Out, "testnet: %d orgs x %d peers (%d external each), %d channels, %d blocks of %d B per channel at %g/s over %s, in %s\n",
 		o.Orgs, o.PeersPerOrg, o.External, o.Channels, o.Blocks, o.BlockSize, o.Rate, r.transport(), dir)
-	if err := r.startPeers(ctx, procCtx); err != nil {
+	if r.victim >= 0 {
+		fmt.Fprintf(o.Out, "testnet: %s will be killed (SIGKILL) and restarted %d time(s), first killed after %d blocks per channel and restarted after %d\n",
+			r.peers[r.victim].Name, o.Restarts, restartStepAt(0, o.Restarts, o.Blocks), restartStepAt(1, o.Restarts, o.Blocks))
+	}
+	if err := r.startPeers(ctx); err != nil {
 		return nil, err
 	}
 	if err := r.waitConverged(ctx); err != nil {
@@ -190,13 +219,38 @@ type run struct {
 	start    time.Time
 	peers    []peerconfig.GeneratedPeer
 	channels []ChannelTopology
-	procs    []*process
-	exits    chan *process // every process, once it has exited
+	procs    []*process      // by peer index; a restarted peer's current process
+	procCtx  context.Context // ends every process
+	exits    chan *process   // every process that exited without being killed on purpose
+
+	// The restart scenario (process_restart.go): victim is the index of the
+	// peer killed and restarted (-1: none), restartSteps the kills and
+	// restarts done. lifeStart is, per channel, the victim's height when its
+	// current process started; fromStore, once restarted, makes the harness
+	// read its blocks from its ledger rather than its delivery log, which
+	// restarts empty. lostMetrics sums the victim's counters of its killed
+	// processes, from their last scrape.
+	victim          int
+	restartSteps    int
+	restarts        []*restartRecord
+	restartProblems []string
+	lifeStart       []uint64
+	fromStore       bool
+	lostMetrics     peerMetrics
 
 	mu        sync.Mutex
-	published []map[uint64]int64   // per channel: block number -> published_at (Unix ns)
-	delivered [][]map[uint64]int64 // per channel, per process: block number -> delivered_at
-	next      [][]uint64           // per channel, per process: next block number to read
+	published []map[uint64]sighting   // per channel: block number -> publish time and hash
+	delivered [][]map[uint64]sighting // per channel, per process: block number -> delivery time and hash
+	next      [][]uint64              // per channel, per process: next block number to read
+}
+
+// sighting is a block as a peer published or delivered it: when (Unix ns; 0
+// when the peer delivered it but no longer knows when: a restarted peer's
+// blocks from before its crash that the harness had not yet seen) and its
+// hash (hex).
+type sighting struct {
+	at   int64
+	hash string
 }
 
 func (r *run) transport() string {
@@ -229,33 +283,46 @@ func (r *run) generate() error {
 		return err
 	}
 	r.peers = peers
-	r.exits = make(chan *process, len(peers))
+	r.exits = make(chan *process, len(peers)+r.o.Restarts)
 	for k, c := range chans {
-		r.channels = append(r.channels, ChannelTopology{Name: c.Name, Orgs: c.Orgs, Publisher: r.publisherOf(k, c.Publishers[0]).Name})
+		r.channels = append(r.channels, ChannelTopology{Name: c.Name, Orgs: c.Orgs, Publisher: r.peerAt(c.Publishers[0], publisherK(k, r.o.PeersPerOrg)).Name})
+	}
+	r.lifeStart = make([]uint64, len(chans))
+	r.lostMetrics = newPeerMetrics()
+	if r.o.Restarts > 0 {
+		org, k, ok := restartCandidate(orgs, r.o.PeersPerOrg, chans)
+		if !ok {
+			return errors.New("testnet: every peer publishes; none to restart")
+		}
+		r.victim = r.peerAt(org, k).Index
 	}
 	return nil
 }
 
-// publisherOf picks channel k's publishing peer in org: the first peer of
-// the org for even k, the last for odd k, so that both an external
-// publisher and (with enough peers) an internal one are exercised.
-func (r *run) publisherOf(k int, org string) peerconfig.GeneratedPeer {
-	want := 0
+// publisherK is the position in its org of channel k's publishing peer: the
+// first peer of the org for even k, the last for odd k, so that both an
+// external publisher and (with enough peers) an internal one are exercised.
+func publisherK(k, peersPerOrg int) int {
 	if k%2 == 1 {
-		want = r.o.PeersPerOrg - 1
+		return peersPerOrg - 1
 	}
+	return 0
+}
+
+// peerAt returns peer k of org.
+func (r *run) peerAt(org string, k int) peerconfig.GeneratedPeer {
 	for _, g := range r.peers {
-		if g.Org == org && g.K == want {
+		if g.Org == org && g.K == k {
 			return g
 		}
 	}
-	panic("testnet: publisher org without peers") // generate makes every org's peers
+	panic(fmt.Sprintf("testnet: no peer %d in org %s", k, org)) // generate makes every org's peers
 }
 
 // startPeers starts the first peer of each org one after the other (each
 // external one bootstrapping from the external first peers before it), then
 // every other peer at once, bootstrapping from its org's first peer.
-func (r *run) startPeers(ctx, procCtx context.Context) error {
+func (r *run) startPeers(ctx context.Context) error {
 	deadline := time.Now().Add(r.o.StartTimeout)
 	anchors := map[string]*process{}
 	var externalAnchors []*process
@@ -269,7 +336,7 @@ func (r *run) startPeers(ctx, procCtx context.Context) error {
 				boot = append(boot, a.bootstrapAddrs()...)
 			}
 		}
-		p, err := r.startProcess(procCtx, g, boot)
+		p, err := r.startProcess(g, boot)
 		if err != nil {
 			return err
 		}
@@ -286,7 +353,7 @@ func (r *run) startPeers(ctx, procCtx context.Context) error {
 		if g.K == 0 {
 			continue
 		}
-		p, err := r.startProcess(procCtx, g, anchors[g.Org].bootstrapAddrs())
+		p, err := r.startProcess(g, anchors[g.Org].bootstrapAddrs())
 		if err != nil {
 			return err
 		}
@@ -304,16 +371,28 @@ func (r *run) startPeers(ctx, procCtx context.Context) error {
 	return nil
 }
 
-// startProcess starts peer g and reports its exit on r.exits.
-func (r *run) startProcess(procCtx context.Context, g peerconfig.GeneratedPeer, bootstrap []string) (*process, error) {
-	p, err := startProcess(procCtx, r.bin, g, bootstrap, r.o.LogLevel)
+// startProcess starts peer g and adds it to r.procs.
+func (r *run) startProcess(g peerconfig.GeneratedPeer, bootstrap []string) (*process, error) {
+	p, err := r.launch(g, bootstrap)
 	if err != nil {
 		return nil, err
 	}
 	r.procs = append(r.procs, p)
+	return p, nil
+}
+
+// launch starts peer g and reports its exit on r.exits, unless it was
+// killed on purpose.
+func (r *run) launch(g peerconfig.GeneratedPeer, bootstrap []string) (*process, error) {
+	p, err := startProcess(r.procCtx, r.bin, g, bootstrap, r.o.LogLevel)
+	if err != nil {
+		return nil, err
+	}
 	go func() {
 		<-p.done
-		r.exits <- p // buffered for every peer: never blocks
+		if !p.killed.Load() {
+			r.exits <- p // buffered for every process: never blocks
+		}
 	}()
 	return p, nil
 }
@@ -382,22 +461,30 @@ func (r *run) waitConverged(ctx context.Context) error {
 // collecting deliveries, and returns once every eligible peer delivered
 // every block or the delivery deadline passed.
 func (r *run) disseminate(ctx context.Context) error {
-	r.published = make([]map[uint64]int64, len(r.channels))
-	r.delivered = make([][]map[uint64]int64, len(r.channels))
+	r.published = make([]map[uint64]sighting, len(r.channels))
+	r.delivered = make([][]map[uint64]sighting, len(r.channels))
 	r.next = make([][]uint64, len(r.channels))
 	for k := range r.channels {
-		r.published[k] = map[uint64]int64{}
-		r.delivered[k] = make([]map[uint64]int64, len(r.procs))
+		r.published[k] = map[uint64]sighting{}
+		r.delivered[k] = make([]map[uint64]sighting, len(r.procs))
 		r.next[k] = make([]uint64, len(r.procs))
 		for i := range r.procs {
-			r.delivered[k][i] = map[uint64]int64{}
+			r.delivered[k][i] = map[uint64]sighting{}
 		}
 	}
 
+	pubs := make([]*process, len(r.channels))
+	for k, ch := range r.channels {
+		for _, p := range r.procs {
+			if p.peer.Name == ch.Publisher {
+				pubs[k] = p
+			}
+		}
+	}
 	pubCtx, cancelPub := context.WithCancel(ctx)
 	defer cancelPub()
 	pubDone := make(chan error, 1)
-	go func() { pubDone <- r.publishAll(pubCtx) }()
+	go func() { pubDone <- r.publishAll(pubCtx, pubs) }()
 
 	progress := time.NewTicker(time.Second)
 	defer progress.Stop()
@@ -418,14 +505,20 @@ func (r *run) disseminate(ctx context.Context) error {
 			deadline = time.After(r.o.DeliveryTimeout)
 			pubDone = nil
 		case <-deadline:
+			if r.restartsPending() {
+				return fmt.Errorf("delivery deadline passed before %s was restarted", r.peers[r.victim].Name)
+			}
 			r.pollDeliveries(ctx)
 			r.printProgress(true)
-			return nil
+			return r.finishRestarts(ctx)
 		case <-poll.C:
 			r.pollDeliveries(ctx)
-			if pubDone == nil && r.complete() {
+			if err := r.stepRestarts(ctx); err != nil {
+				return err
+			}
+			if pubDone == nil && !r.restartsPending() && r.complete() {
 				r.printProgress(true)
-				return nil
+				return r.finishRestarts(ctx)
 			}
 		case <-progress.C:
 			if r.o.Live || time.Since(lastPrint) >= 5*time.Second {
@@ -437,16 +530,11 @@ func (r *run) disseminate(ctx context.Context) error {
 }
 
 // publishAll publishes o.Blocks blocks on each channel concurrently, one
-// every 1/Rate seconds per channel.
-func (r *run) publishAll(ctx context.Context) error {
+// every 1/Rate seconds per channel, channel k through pubs[k].
+func (r *run) publishAll(ctx context.Context, pubs []*process) error {
 	g, ctx := errgroup.WithContext(ctx)
 	for k, ch := range r.channels {
-		var pub *process
-		for _, p := range r.procs {
-			if p.peer.Name == ch.Publisher {
-				pub = p
-			}
-		}
+		pub := pubs[k]
 		g.Go(func() error {
 			rng := rand.NewChaCha8(seedBytes(r.o.Seed + uint64(k)))
 			t := time.NewTicker(time.Duration(float64(time.Second) / r.o.Rate))
@@ -459,7 +547,7 @@ func (r *run) publishAll(ctx context.Context) error {
 					return fmt.Errorf("publishing block %d of %s on %s: %w", i, ch.Name, pub.peer.Name, err)
 				}
 				r.mu.Lock()
-				r.published[k][res.Number] = res.PublishedAt
+				r.published[k][res.Number] = sighting{at: res.PublishedAt, hash: res.Hash}
 				r.mu.Unlock()
 				if i+1 < r.o.Blocks {
 					select {
@@ -484,24 +572,33 @@ func seedBytes(seed uint64) [32]byte {
 	return b
 }
 
-// pollDeliveries reads every member peer's new deliveries of each channel.
+// pollDeliveries reads every member peer's new deliveries of each channel:
+// from its delivery log (the admin API's data=false), except for a restarted
+// peer, whose log starts empty at each restart: its blocks are read from its
+// ledger (data=true, served from its store beyond the in-memory window),
+// with their delivery time when its current process delivered them.
 func (r *run) pollDeliveries(ctx context.Context) {
 	for k, ch := range r.channels {
 		for i, p := range r.procs {
-			if !slices.Contains(ch.Orgs, p.peer.Org) {
+			if !slices.Contains(ch.Orgs, p.peer.Org) || p.exited() {
 				continue
 			}
 			r.mu.Lock()
 			from := r.next[k][i]
 			r.mu.Unlock()
-			list, err := p.client.Blocks(ctx, ch.Name, from, 10000, false)
+			fromLedger := i == r.victim && r.fromStore
+			limit := 10000
+			if fromLedger {
+				limit = 1000
+			}
+			list, err := p.client.Blocks(ctx, ch.Name, from, limit, fromLedger)
 			if err != nil {
 				continue // the next poll retries; a dead peer is reported on r.exits
 			}
 			r.mu.Lock()
 			for _, b := range list.Blocks {
 				if b.Number == r.next[k][i] {
-					r.delivered[k][i][b.Number] = b.DeliveredAt
+					r.delivered[k][i][b.Number] = sighting{at: b.DeliveredAt, hash: b.Hash}
 					r.next[k][i]++
 				}
 			}
@@ -561,6 +658,9 @@ func (r *run) report(ctx context.Context) (*Report, error) {
 		if metrics[i], err = parseMetrics(text); err != nil {
 			return nil, fmt.Errorf("metrics of %s: %w", p.peer.Name, err)
 		}
+		if i == r.victim {
+			metrics[i].add(r.lostMetrics)
+		}
 	}
 	rep := &Report{
 		Command: r.o.Command,
@@ -594,7 +694,7 @@ func (r *run) report(ctx context.Context) (*Report, error) {
 		c.Expected = c.EligiblePeers * r.o.Blocks
 		var latencies []time.Duration
 		for n := range uint64(r.o.Blocks) {
-			at, ok := r.published[k][n]
+			pub, ok := r.published[k][n]
 			last := int64(0)
 			all := ok
 			for i, p := range r.procs {
@@ -602,6 +702,10 @@ func (r *run) report(ctx context.Context) (*Report, error) {
 					continue
 				}
 				d, got := r.delivered[k][i][n]
+				if got && ok && d.hash != pub.hash {
+					c.WrongHash++
+					got = false
+				}
 				if !got {
 					all = false
 					if len(c.Missing) < 10 {
@@ -610,10 +714,12 @@ func (r *run) report(ctx context.Context) (*Report, error) {
 					continue
 				}
 				c.Delivered++
-				last = max(last, d)
+				if i != r.victim {
+					last = max(last, d.at)
+				}
 			}
 			if all {
-				latencies = append(latencies, time.Duration(last-at))
+				latencies = append(latencies, time.Duration(last-pub.at))
 			}
 		}
 		c.Coverage = float64(c.Delivered) / float64(c.Expected)
@@ -631,6 +737,11 @@ func (r *run) report(ctx context.Context) (*Report, error) {
 	}
 	for _, m := range metrics {
 		rep.TotalBytesSent += uint64(m.bytesSent)
+	}
+	rep.Restarts = r.restartReports()
+	rep.RestartProblems = r.restartProblems
+	if len(r.restartProblems) > 0 {
+		rep.Passed = false
 	}
 	if deliveredBytes > 0 {
 		rep.OverallAmplification = float64(rep.TotalBytesSent) / deliveredBytes

@@ -3,6 +3,8 @@
 # processes on loopback with --keep, prints how to talk to it, and stops
 # everything on Ctrl-C. Extra arguments go to `fabgossip testnet`, e.g.
 #   testnet/testnet.sh --orgs 2 --peers 3 --quic
+#   testnet/testnet.sh --restart     # crash and restart a peer mid-run
+# Each peer keeps its blocks in data/ in its directory (see --dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabgossip/fabgossip/node/store"
 	"github.com/fabgossip/fabgossip/testnet"
 )
 
@@ -95,6 +96,7 @@ func TestUserErrors(t *testing.T) {
 		{"publish without data", []string{"publish", "--channel", "ch0"}, 2, []string{"--data", "--file"}},
 		{"missing token file", []string{"status", "--token-file", filepath.Join(dir, "token")}, 1, []string{"token file"}},
 		{"testnet out of range", []string{"testnet", "--orgs", "0"}, 2, []string{"orgs = 0"}},
+		{"testnet restart without a spare peer", []string{"testnet", "--restart", "--orgs", "1", "--peers", "1", "--external", "0", "--channels", "1"}, 2, []string{"publishes nothing"}},
 		{"ca issue bad peer ID", []string{"ca", "issue", "--ca", "x", "--network", "y", "--org", "o", "--peer", "notapeer", "--out", "z"}, 2, []string{`--peer "notapeer"`}},
 		{"network init bad channel", []string{"network", "init", "--dir", filepath.Join(dir, "n1"), "--channel", "ch0"}, 2, []string{"NAME=ORG"}},
 		{"network init unknown org", []string{"network", "init", "--dir", filepath.Join(dir, "n2"), "--channel", "ch0=org1,org9"}, 1, []string{`unknown org "org9"`}},
@@ -155,6 +157,31 @@ func TestKeysAndCertificates(t *testing.T) {
 	}
 	code, _, stderr = runCLI(t, "peer", "--config", cfg)
 	wantOneLineError(t, code, stderr, 1, "is for peer "+id+", but key file")
+}
+
+// TestDataDirInUse runs a peer on a data directory another process holds:
+// one line naming the directory.
+func TestDataDirInUse(t *testing.T) {
+	dir := t.TempDir()
+	code, _, stderr := runCLI(t, "network", "init", "--dir", dir, "--orgs", "1", "--peers", "1", "--external", "0")
+	if code != 0 {
+		t.Fatalf("network init: %s", stderr)
+	}
+	cfg := filepath.Join(dir, "org1", "peer0", "peer.yaml")
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "data_dir: data\n") {
+		t.Errorf("peer.yaml has no data_dir:\n%s", data)
+	}
+	held, err := store.Open(filepath.Join(dir, "org1", "peer0", "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = held.Close() }()
+	code, _, stderr = runCLI(t, "peer", "--config", cfg, "--admin", "off")
+	wantOneLineError(t, code, stderr, 1, "data_dir "+filepath.Join(dir, "org1", "peer0", "data")+" is in use by another process")
 }
 
 // TestTestnetEndToEnd builds the binary and runs a small testnet of real

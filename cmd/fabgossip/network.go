@@ -26,7 +26,8 @@ func runNetworkInit(_ context.Context, e *env, args []string) error {
 	h := help{
 		usage: "fabgossip network init --dir DIR [--orgs N --peers N --external N] [--channel SPEC]... [--local]",
 		description: "Generates a network: network.yaml, one CA key per org (ORG/ca.key), and per peer\n" +
-			"a key, a certificate and a peer config (ORG/peerK/peer.yaml). Without --local the\n" +
+			"a key, a certificate and a peer config (ORG/peerK/peer.yaml), whose data_dir (the\n" +
+			"block store, created when the peer first runs) is ORG/peerK/data. Without --local the\n" +
 			"peer configs listen on 0.0.0.0:7051 and have no bootstrap list: copy each peer's\n" +
 			"directory and network.yaml to its machine, keep the CA keys offline, and fill in\n" +
 			"bootstrap (see the README).",

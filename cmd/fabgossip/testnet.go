@@ -28,6 +28,7 @@ func runTestnet(ctx context.Context, e *env, args []string) error {
 	timeout := fs.Duration("timeout", d.DeliveryTimeout, "after the last publish, how long to wait for every eligible peer to deliver every block")
 	startTimeout := fs.Duration("start-timeout", d.StartTimeout, "how long peers have to start and see each other")
 	logLevel := fs.String("log-level", d.LogLevel, "the peers' log level (logs are peer.log in each peer's directory)")
+	restart := fs.Bool("restart", false, "kill (SIGKILL) a peer that publishes nothing after a third of the blocks and restart it from its data directory after two thirds; it must still deliver every block, none twice")
 	h := help{
 		usage: "fabgossip testnet [flags]",
 		description: "Starts a network of real peer processes on loopback, publishes blocks on every\n" +
@@ -35,10 +36,16 @@ func runTestnet(ctx context.Context, e *env, args []string) error {
 			"peers, coverage, leaks (blocks that reached non-members), publish-to-last-delivery\n" +
 			"latency, and bytes sent per delivered byte. Exits 0 only with 100% coverage and\n" +
 			"0 leaks. Every process is stopped and temporary files removed on exit, Ctrl-C\n" +
-			"included.",
+			"included. Each peer keeps its blocks in data/ in its directory.\n" +
+			"\n" +
+			"With --restart one peer is crashed mid-run and restarted: while it is down the\n" +
+			"testnet opens its store to check it holds every block the peer delivered, and\n" +
+			"after the restart the peer must resume there and deliver every block, none\n" +
+			"twice. The report says which peer, when, and how fast it caught up.",
 		example: "fabgossip testnet\n" +
 			"fabgossip testnet --orgs 2 --peers 3 --external 1 --count 50 --json report.json\n" +
-			"fabgossip testnet --quic --keep",
+			"fabgossip testnet --quic --keep\n" +
+			"fabgossip testnet --restart",
 	}
 	if err := parseFlags(e, name, fs, h, args, false); err != nil {
 		return err
@@ -48,6 +55,9 @@ func runTestnet(ctx context.Context, e *env, args []string) error {
 	o.BlockSize, o.Blocks, o.Rate = *blockSize, *count, *rate
 	o.QUIC, o.Keep, o.Dir = *quic, *keep, *dir
 	o.DeliveryTimeout, o.StartTimeout, o.LogLevel = *timeout, *startTimeout, *logLevel
+	if *restart {
+		o.Restarts = 1
+	}
 	o.Out, o.Live = e.stdout, isTerminal(e.stdout)
 	o.Command = append([]string{"fabgossip", name}, args...)
 	if err := o.Validate(); err != nil {

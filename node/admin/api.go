@@ -29,8 +29,9 @@ const (
 	// DefaultBlocksLimit is the number of blocks returned when the request
 	// has no limit.
 	DefaultBlocksLimit = 100
-	// MaxBlocksLimit caps limit without data; with data the node's window
-	// (MaxBlockCountToStore) and MaxBlocksDataBytes cap it.
+	// MaxBlocksLimit caps limit; with data, MaxBlocksDataBytes caps the
+	// response too, and a node without a store serves only its window
+	// (MaxBlockCountToStore).
 	MaxBlocksLimit = 10000
 	// MaxBlocksDataBytes caps the block data of one response (at least one
 	// block is always returned).

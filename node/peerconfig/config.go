@@ -20,10 +20,15 @@ import (
 	"github.com/fabgossip/fabgossip/node"
 	"github.com/fabgossip/fabgossip/node/discovery"
 	"github.com/fabgossip/fabgossip/node/p2phost"
+	"github.com/fabgossip/fabgossip/node/store"
 )
 
 // MaxFileSize caps a peer config file; real ones are under a KiB.
 const MaxFileSize = 256 << 10
+
+// DefaultDataDir is the data directory unless configured otherwise: "data"
+// next to the config file.
+const DefaultDataDir = "data"
 
 // DefaultAdminAddress is where the admin API listens unless configured
 // otherwise: loopback only.
@@ -32,10 +37,14 @@ const DefaultAdminAddress = "127.0.0.1:9443"
 // Gossip presets.
 const (
 	// PresetDefault is Fabric's timings (node.DefaultConfig), with the real
-	// network's host and discovery settings.
+	// network's host and discovery settings, and a block store that fsyncs
+	// every commit.
 	PresetDefault = "default"
 	// PresetLocal is the fast timings of many peers on one machine
-	// (node.LocalConfig, p2phost.LocalConfig, discovery.LocalConfig).
+	// (node.LocalConfig, p2phost.LocalConfig, discovery.LocalConfig), and a
+	// block store that does not fsync (store.WithNoSync): it survives the
+	// peer process dying at any moment, not the machine crashing. Not for
+	// a real network.
 	PresetLocal = "local"
 )
 
@@ -55,6 +64,12 @@ type Config struct {
 	// Channels are the channels to join; empty means every channel of the
 	// peer's org.
 	Channels []string `yaml:"channels,flow,omitempty"`
+	// DataDir is the directory of the peer's block store (blocks.db, see
+	// node/store): its delivered blocks, channel membership and ledger
+	// heights, kept across restarts. Relative to Dir like every path;
+	// DefaultDataDir unless set. It must not be empty, and only one peer
+	// may use it at a time (the store locks it).
+	DataDir string `yaml:"data_dir"`
 
 	// Listen are the libp2p listen multiaddrs; empty means the preset's
 	// (0.0.0.0 on port 7051 TCP and QUIC for default, 127.0.0.1 on free
@@ -121,13 +136,15 @@ type GossipConfig struct {
 	MaxBlockBytes              *int           `yaml:"max_block_bytes,omitempty"`
 }
 
-// Default is a config with every optional field at its default: admin API
-// on DefaultAdminAddress, info logs as text, the default gossip preset.
+// Default is a config with every optional field at its default: the block
+// store in DefaultDataDir, admin API on DefaultAdminAddress, info logs as
+// text, the default gossip preset.
 func Default() *Config {
 	return &Config{
-		Admin:  AdminConfig{Address: DefaultAdminAddress},
-		Log:    LogConfig{Level: "info", Format: "text"},
-		Gossip: GossipConfig{Preset: PresetDefault},
+		DataDir: DefaultDataDir,
+		Admin:   AdminConfig{Address: DefaultAdminAddress},
+		Log:     LogConfig{Level: "info", Format: "text"},
+		Gossip:  GossipConfig{Preset: PresetDefault},
 	}
 }
 
@@ -267,6 +284,9 @@ func (c *Config) Validate() error {
 			fail(f.field, "missing; want the path of the %s file", f.field)
 		}
 	}
+	if c.DataDir == "" {
+		fail("data_dir", "empty; want the directory of the block store (leave the field out for %q next to this file)", DefaultDataDir)
+	}
 	for i, ch := range c.Channels {
 		if ch == "" {
 			fail(fmt.Sprintf("channels[%d]", i), "empty channel name")
@@ -387,6 +407,20 @@ func (c *Config) DiscoveryConfig(network string) discovery.Config {
 	dc.Bootstrap = append([]string(nil), c.Bootstrap...)
 	dc.MDNS, dc.DHT = c.MDNS, c.DHT
 	return dc
+}
+
+// StoreOptions are the preset's options for store.Open: fsync on every
+// commit for the default preset; no fsync for the local preset, a testnet of
+// many peers sharing one disk, where a killed peer still loses nothing (the
+// kernel has its writes) and only a machine crash could. Measured with
+// `fabgossip testnet` (12 peers, 2 channels at 20 blocks/s, on 2 shared
+// cores), four runs each: publish-to-last-delivery p50 15–31 ms without
+// fsync, 35–104 ms with it.
+func (c *Config) StoreOptions() []store.Option {
+	if c.Gossip.Preset == PresetLocal {
+		return []store.Option{store.WithNoSync()}
+	}
+	return nil
 }
 
 // Logger returns the logger the Log section describes, writing to w.

@@ -1,6 +1,7 @@
 package peerconfig_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"github.com/fabgossip/fabgossip/node/admin"
 	"github.com/fabgossip/fabgossip/node/identity"
 	"github.com/fabgossip/fabgossip/node/peerconfig"
+	"github.com/fabgossip/fabgossip/node/store"
 )
 
 func TestMain(m *testing.M) {
@@ -53,6 +55,7 @@ func TestParseErrors(t *testing.T) {
 		}},
 		{"bad log level", valid + "log:\n  level: loud\n", []string{`p.yaml:5: log.level: "loud"`}},
 		{"bad log format", valid + "log:\n  format: xml\n", []string{`p.yaml:5: log.format: "xml"`}},
+		{"empty data_dir", valid + "data_dir: \"\"\n", []string{`p.yaml:4: data_dir: empty`}},
 		{"bad preset", valid + "gossip:\n  preset: fast\n", []string{`p.yaml:5: gossip.preset: "fast"`}},
 		{"override out of range", valid + "gossip:\n  alive_time_interval: 1m\n", []string{
 			"p.yaml:4: gossip: node: AliveExpirationTimeout",
@@ -97,7 +100,7 @@ gossip:
 	if nc.PullInterval != 250*time.Millisecond || nc.PropagatePeerNum != 4 || nc.AliveTimeInterval != 500*time.Millisecond {
 		t.Errorf("node config: %+v", nc)
 	}
-	if c.Admin.Address != "" || !c.External || c.Log.Level != "info" {
+	if c.Admin.Address != "" || !c.External || c.Log.Level != "info" || c.DataDir != peerconfig.DefaultDataDir {
 		t.Errorf("config: %+v", c)
 	}
 	if hc := c.HostConfig(); len(hc.ListenAddrs) != 1 || hc.GaterBackoff != 10*time.Second {
@@ -114,6 +117,18 @@ gossip:
 	}
 	if nc2, _ := back.NodeConfig(); nc2 != nc {
 		t.Errorf("round trip changed the node config: %+v", nc2)
+	}
+	if !strings.Contains(string(data), "data_dir: data\n") || back.DataDir != "data" {
+		t.Errorf("data_dir not written or not read back (%q):\n%s", back.DataDir, data)
+	}
+	// A relative data_dir is relative to the config file, an absolute one is kept.
+	c.Dir = filepath.Join("etc", "peer")
+	if got := c.Path(c.DataDir); got != filepath.Join("etc", "peer", "data") {
+		t.Errorf("data_dir resolves to %q", got)
+	}
+	c.DataDir = "/var/lib/fabgossip"
+	if got := c.Path(c.DataDir); got != "/var/lib/fabgossip" {
+		t.Errorf("absolute data_dir resolves to %q", got)
 	}
 }
 
@@ -303,5 +318,87 @@ func TestPeersRunAndTalk(t *testing.T) {
 	}
 	if err := first.Start(ctx); err == nil {
 		t.Errorf("Start after Close succeeded")
+	}
+}
+
+// TestDataDir runs a peer on its data directory: a second peer on the same
+// directory fails with ErrLocked while the first runs; after Close a new
+// peer from the same config resumes at the stored height with the block.
+func TestDataDir(t *testing.T) {
+	peers := network(t)
+	c := load(t, peers[0])
+	first, err := peerconfig.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = first.Close() }()
+	if err := first.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	published, err := first.Node().Publish(context.Background(), "ch0", []byte("kept"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(peers[0].Dir, "data", "blocks.db")); err != nil {
+		t.Errorf("no store in the default data dir: %v", err)
+	}
+
+	second, err := peerconfig.New(load(t, peers[0]))
+	if err == nil {
+		_ = second.Close()
+		t.Fatal("a second peer opened a data dir in use")
+	}
+	want := "data_dir " + filepath.Join(peers[0].Dir, "data") + " is in use by another process"
+	if !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("second peer on the data dir: %q, want one line with %q wrapping ErrLocked", err, want)
+	}
+
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := peerconfig.New(load(t, peers[0]))
+	if err != nil {
+		t.Fatalf("restart on the data dir: %v", err)
+	}
+	defer func() { _ = again.Close() }()
+	if h, err := again.Node().Height("ch0"); err != nil || h != 1 {
+		t.Fatalf("height after restart: %d, %v; want 1", h, err)
+	}
+	blocks, err := again.Node().Blocks("ch0", 0, 10)
+	if err != nil || len(blocks) != 1 || string(blocks[0].Data) != "kept" || !bytes.Equal(blocks[0].Hash, published.Hash) {
+		t.Fatalf("blocks after restart: %+v, %v", blocks, err)
+	}
+	if err := again.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+}
+
+// TestWithStore runs a peer on a store it is given: the data dir is never
+// created, and Close leaves the store open for its owner.
+func TestWithStore(t *testing.T) {
+	peers := network(t)
+	mem := store.NewMemory()
+	p, err := peerconfig.New(load(t, peers[0]), peerconfig.WithStore(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		_ = p.Close()
+		t.Fatal(err)
+	}
+	if _, err := p.Node().Publish(context.Background(), "ch0", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(peers[0].Dir, "data")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("data dir created with WithStore: %v", err)
+	}
+	if h, err := mem.Height("ch0"); err != nil || h != 1 {
+		t.Errorf("given store after Close: height %d, %v; want 1 and open", h, err)
+	}
+	if err := mem.Close(); err != nil {
+		t.Error(err)
 	}
 }

@@ -14,6 +14,7 @@
 //	network: ../../network.yaml     # the network config, the same on every peer
 //	key: peer.key                   # this peer's Ed25519 key (mode 0600)
 //	certificate: peer.cert          # its org's membership certificate
+//	data_dir: data                  # the block store; default "data" next to this file
 //	external: true                  # reachable by other orgs
 //	channels: [ch0]                 # channels to join; omitted: all of the org's
 //	listen: [/ip4/0.0.0.0/tcp/7051, /ip4/0.0.0.0/udp/7051/quic-v1]
@@ -28,8 +29,17 @@
 //	  level: info                   # debug, info, warn, error
 //	  format: text                  # text, json
 //	gossip:
-//	  preset: default               # default (Fabric's timings) or local
+//	  preset: default               # default (Fabric's timings; the store fsyncs)
+//	                                # or local (one machine; the store does not fsync)
 //	  pull_interval: 4s             # any node.Config field, in snake case
+//
+// The data directory holds blocks.db, the peer's block store (node/store):
+// every block it delivered, the channels it joined, its ledger heights. A
+// restarted peer, also one killed with SIGKILL at any moment, resumes from
+// it and catches up from its peers what it missed. The store locks the
+// directory, so a second peer on the same directory fails at New with an
+// error wrapping store.ErrLocked. "" is an error (leave the field out for the
+// default).
 //
 // WriteLayout generates a whole network (network config, CA keys, peer keys,
 // certificates and peer configs) into a directory.

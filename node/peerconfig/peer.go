@@ -21,17 +21,19 @@ import (
 	"github.com/fabgossip/fabgossip/node/discovery"
 	"github.com/fabgossip/fabgossip/node/identity"
 	"github.com/fabgossip/fabgossip/node/p2phost"
+	"github.com/fabgossip/fabgossip/node/store"
 	"github.com/fabgossip/fabgossip/transport/wire"
 )
 
 // maxTokenFileSize caps an admin token file.
 const maxTokenFileSize = 4 << 10
 
-// Peer is a running fabgossip peer built from a Config: the libp2p host, the
-// gossip node, discovery, and the admin API, sharing one Prometheus
-// registry. New builds it, Start runs it, Close stops it.
+// Peer is a running fabgossip peer built from a Config: the block store, the
+// libp2p host, the gossip node, discovery, and the admin API, sharing one
+// Prometheus registry. New builds it, Start runs it, Close stops it.
 type Peer struct {
 	cfg      *Config
+	store    *store.Bolt // nil when WithStore gave one
 	log      *slog.Logger
 	net      *identity.Network
 	org      string
@@ -58,6 +60,7 @@ type peerOptions struct {
 	logger   *slog.Logger
 	nodeOpts []node.Option
 	now      func() time.Time
+	store    store.Store
 }
 
 // WithLogger sets the logger (default: the one Config.Log describes, on
@@ -65,10 +68,16 @@ type peerOptions struct {
 func WithLogger(l *slog.Logger) Option { return func(o *peerOptions) { o.logger = l } }
 
 // WithNodeOptions appends options for node.New (a seed, a clock). The
-// tracer, transport tracer, registerer, gater and logger are set by New.
+// tracer, transport tracer, registerer, gater, logger and store are set by
+// New.
 func WithNodeOptions(opts ...node.Option) Option {
 	return func(o *peerOptions) { o.nodeOpts = append(o.nodeOpts, opts...) }
 }
+
+// WithStore makes the peer keep its blocks in s instead of opening the
+// store in Config.DataDir (for tests: store.NewMemory()). The peer does not
+// close s.
+func WithStore(s store.Store) Option { return func(o *peerOptions) { o.store = s } }
 
 // WithClock sets the clock used to check this peer's own certificate
 // (default time.Now).
@@ -76,10 +85,13 @@ func WithClock(now func() time.Time) Option { return func(o *peerOptions) { o.no
 
 // New reads the files cfg names, checks that they fit together (the key is
 // the certificate's peer, the certificate verifies against the network, the
-// channels exist and include the peer's org), and builds the host, node,
-// discovery and admin API. The host listens at once, so a port in use is
-// reported here; nothing else runs until Start. On error everything built
-// is closed.
+// channels exist and include the peer's org), opens the block store in
+// cfg.DataDir (unless WithStore), and builds the host, node, discovery and
+// admin API. The node resumes from the store: its ledger heights and the
+// channels it had joined. A data directory another process holds fails with
+// an error wrapping store.ErrLocked. The host listens at once, so a port in
+// use is reported here; nothing else runs until Start. On error everything
+// built is closed.
 func New(cfg *Config, opts ...Option) (*Peer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -124,20 +136,55 @@ func New(cfg *Config, opts ...Option) (*Peer, error) {
 		return nil, err
 	}
 
+	st := o.store
+	if st == nil {
+		if p.store, err = openStore(cfg, p.log); err != nil {
+			return nil, err
+		}
+		st = p.store
+	}
+	if err := p.build(key, cert, token, nodeCfg, st, o); err != nil {
+		if p.store != nil {
+			err = errors.Join(err, p.store.Close())
+		}
+		return nil, err
+	}
+	return p, nil
+}
+
+// openStore opens the block store in cfg.DataDir, with errors that name the
+// directory.
+func openStore(cfg *Config, log *slog.Logger) (*store.Bolt, error) {
+	dir := cfg.Path(cfg.DataDir)
+	s, err := store.Open(dir, append(cfg.StoreOptions(), store.WithLogger(log))...)
+	switch {
+	case errors.Is(err, store.ErrLocked):
+		return nil, fmt.Errorf("data_dir %s is in use by another process (another peer with the same data_dir?): %w", dir, store.ErrLocked)
+	case err != nil:
+		return nil, fmt.Errorf("data_dir %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+// build builds the registry, host, node (on store st), discovery and admin
+// API. On error everything it built is closed.
+func (p *Peer) build(key crypto.PrivKey, cert *wire.Certificate, token string, nodeCfg node.Config, st store.Store, o peerOptions) error {
+	cfg := p.cfg
+	var err error
 	p.reg = prometheus.NewRegistry()
 	if err := p.reg.Register(collectors.NewGoCollector()); err != nil {
-		return nil, err
+		return err
 	}
 	if err := p.reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
-		return nil, err
+		return err
 	}
 	if p.rec, err = admin.NewRecorder(admin.ChannelNames(p.net), p.reg); err != nil {
-		return nil, err
+		return err
 	}
 	p.host, err = p2phost.New(key, cfg.HostConfig(),
 		p2phost.WithLogger(p.log), p2phost.WithPrometheusRegisterer(p.reg))
 	if err != nil {
-		return nil, fmt.Errorf("libp2p host: %w", err)
+		return fmt.Errorf("libp2p host: %w", err)
 	}
 	nodeOpts := append([]node.Option{
 		node.WithLogger(p.log),
@@ -146,13 +193,14 @@ func New(cfg *Config, opts ...Option) (*Peer, error) {
 		node.WithTracer(p.rec.NodeTracer()),
 		node.WithTransportTracer(p.rec.TransportTracer()),
 		node.WithClock(o.now),
+		node.WithStore(st),
 	}, o.nodeOpts...)
 	id := node.Identity{Network: p.net, Key: key, Certificate: cert, External: cfg.External}
 	if p.node, err = node.New(id, p.host, nodeCfg, nodeOpts...); err != nil {
-		return nil, errors.Join(err, p.host.Close())
+		return errors.Join(err, p.host.Close())
 	}
 	if p.disc, err = discovery.New(p.host, cfg.DiscoveryConfig(p.net.Name()), discovery.WithLogger(p.log)); err != nil {
-		return nil, errors.Join(err, p.node.Close(), p.host.Close())
+		return errors.Join(err, p.node.Close(), p.host.Close())
 	}
 	p.api, err = admin.New(p.node, p.net, p.rec,
 		admin.WithToken(token),
@@ -161,12 +209,12 @@ func New(cfg *Config, opts ...Option) (*Peer, error) {
 		admin.WithMaxBlockBytes(nodeCfg.MaxBlockBytes),
 		admin.WithLogger(p.log))
 	if err != nil {
-		return nil, errors.Join(err, p.disc.Close(), p.node.Close(), p.host.Close())
+		return errors.Join(err, p.disc.Close(), p.node.Close(), p.host.Close())
 	}
 	if token == "" && cfg.Admin.Address != "" && !isLoopback(cfg.Admin.Address) {
 		p.log.Warn("admin API listens beyond loopback without a token; anyone who reaches it can publish", "address", cfg.Admin.Address)
 	}
-	return p, nil
+	return nil
 }
 
 // checkIdentity checks that key, cert and net belong together and returns
@@ -286,13 +334,13 @@ func (p *Peer) Start(ctx context.Context) error {
 		return fmt.Errorf("discovery: %w", err)
 	}
 	p.log.Info("peer started", "peer", p.host.ID().String(), "org", p.org, "external", p.cfg.External,
-		"addrs", p.host.Addrs(), "channels", p.channels, "admin", p.AdminURL())
+		"addrs", p.host.Addrs(), "channels", p.channels, "heights", p.heights(), "data_dir", p.dataDir(), "admin", p.AdminURL())
 	return nil
 }
 
 // Close stops discovery, the admin API, the node and the host, in that
-// order, and waits for each. It is idempotent; every call returns the first
-// call's error.
+// order, and waits for each, then closes the block store (unless WithStore
+// gave it). It is idempotent; every call returns the first call's error.
 func (p *Peer) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -309,8 +357,36 @@ func (p *Peer) Close() error {
 		errs = append(errs, p.srv.Close())
 	}
 	errs = append(errs, p.node.Close(), p.host.Close())
+	if p.store != nil {
+		errs = append(errs, p.store.Close())
+	}
 	p.closeErr = errors.Join(errs...)
 	return p.closeErr
+}
+
+// heights describes the ledger height of every configured channel, which
+// after a restart is where the store left it.
+func (p *Peer) heights() string {
+	var b strings.Builder
+	for i, ch := range p.channels {
+		h, err := p.node.Height(ch)
+		if err != nil {
+			continue
+		}
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%d", ch, h)
+	}
+	return b.String()
+}
+
+// dataDir is the store's directory, or "" when WithStore gave the store.
+func (p *Peer) dataDir() string {
+	if p.store == nil {
+		return ""
+	}
+	return p.cfg.Path(p.cfg.DataDir)
 }
 
 // Run starts the peer and runs it until ctx ends, then closes it.
