@@ -18,7 +18,8 @@
 //  2. Blocks of C with CrossOrg set (and not OrgOnly), when Self is external: also one sample of kc
 //     external, eligible peers of each other org of C.
 //  3. StateInfo: per message, k peers of our org; if its originator is external, k peers of any
-//     org in C instead.
+//     org in C instead. A foreign originator's StateInfo (relayed) goes, like a foreign alive, only
+//     to external peers of our org or of its origin's org, never to a third org.
 //  4. Org-restricted messages (OrgOnly StateInfo, and the alive messages of our org's peers that
 //     are OrgOnly or not external): one sample of k peers of our org for all of them together.
 //  5. Other alive messages: per message, k peers. An alive of our org may go to anyone; a foreign

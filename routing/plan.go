@@ -23,14 +23,14 @@ const (
 
 // classify picks the rule for m. Every block is routed by channel. Org-only StateInfo, and the
 // alive messages of our org that are org-only or whose origin is not external, share the own-org
-// sample. A foreign alive is always routed per message, even when org-only, because it must never
-// reach a non-external peer, which the shared own-org sample does not respect.
+// sample. A foreign alive or StateInfo is always routed per message, even when org-only, because it
+// must never reach a non-external peer, which the shared own-org sample does not respect.
 func classify[P any](m *Message[P], self *Member) rule {
 	switch m.Kind {
 	case KindBlock:
 		return ruleBlock
 	case KindStateInfo:
-		if m.OrgOnly {
+		if m.OrgOnly && m.OriginOrg == self.Org {
 			return ruleOrg
 		}
 		return ruleStateInfo
@@ -183,14 +183,23 @@ func (p *planner[P]) channelBlocks(ch string, group []int32) {
 // any peer of an org in the channel that we may talk to.
 func (p *planner[P]) stateInfo(i int32) {
 	msg := &p.batch[i]
-	if !msg.OriginExternal {
-		p.one(i, p.ownOrg)
-		return
-	}
 	orgs := p.orgs[msg.Channel]
-	p.one(i, func(m *Member) bool {
-		return slices.Contains(orgs, m.Org) && p.crossable(m)
-	})
+	switch {
+	case msg.OriginOrg != p.self.Org:
+		// A foreign peer's StateInfo, relayed: like a foreign alive, only to
+		// external peers (the only ones that know foreign peers) of our org or
+		// of its origin's, never to a third org.
+		p.one(i, func(m *Member) bool {
+			return m.External && (m.Org == p.self.Org || (m.Org == msg.OriginOrg && !msg.OrgOnly)) &&
+				slices.Contains(orgs, m.Org) && p.crossable(m)
+		})
+	case !msg.OriginExternal:
+		p.one(i, p.ownOrg)
+	default:
+		p.one(i, func(m *Member) bool {
+			return slices.Contains(orgs, m.Org) && p.crossable(m)
+		})
+	}
 }
 
 // alive routes one alive message that is not in the own-org sample (rule 5). An alive of our org

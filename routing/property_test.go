@@ -115,7 +115,7 @@ func oracle(cfg Config, v View, msg Message[int]) []part {
 	me := v.Self
 	mayTalk := func(m Member) bool { return m.Org == me.Org || (me.External && m.External) }
 	known := msg.Kind == KindBlock || msg.Kind == KindStateInfo || msg.Kind == KindAlive
-	orgRestricted := (msg.Kind == KindStateInfo && msg.OrgOnly) ||
+	orgRestricted := (msg.Kind == KindStateInfo && msg.OrgOnly && msg.OriginOrg == me.Org) ||
 		(msg.Kind == KindAlive && msg.OriginOrg == me.Org && (msg.OrgOnly || !msg.OriginExternal))
 
 	switch {
@@ -137,6 +137,10 @@ func oracle(cfg Config, v View, msg Message[int]) []part {
 		return parts
 	case orgRestricted:
 		return []part{{who(func(m Member) bool { return m.Org == me.Org }), cfg.PropagatePeerNum}}
+	case msg.Kind == KindStateInfo && msg.OriginOrg != me.Org:
+		return []part{{who(func(m Member) bool {
+			return m.External && (m.Org == me.Org || (m.Org == msg.OriginOrg && !msg.OrgOnly)) && inChannel(m.Org, msg.Channel) && mayTalk(m)
+		}), cfg.PropagatePeerNum}}
 	case msg.Kind == KindStateInfo && !msg.OriginExternal:
 		return []part{{who(func(m Member) bool { return m.Org == me.Org }), cfg.PropagatePeerNum}}
 	case msg.Kind == KindStateInfo:
@@ -241,8 +245,12 @@ func checkInvariants(t *rapid.T, v View, msg Message[int], to Member) {
 		fail("block sent to a peer not eligible for its channel")
 	case msg.Kind == KindBlock && to.Org != me.Org && (!msg.CrossOrg || !to.External):
 		fail("block handed to another org without CrossOrg, or to a non-external peer")
-	case msg.Kind == KindStateInfo && to.Org != me.Org && (!msg.OriginExternal || !slices.Contains(v.ChannelOrgs[msg.Channel], to.Org)):
-		fail("StateInfo of a non-external originator left the org, or went to an org outside the channel")
+	case msg.Kind == KindStateInfo && to.Org != me.Org && !slices.Contains(v.ChannelOrgs[msg.Channel], to.Org):
+		fail("StateInfo went to an org outside the channel")
+	case msg.Kind == KindStateInfo && msg.OriginOrg == me.Org && !msg.OriginExternal && to.Org != me.Org:
+		fail("StateInfo of a non-external originator left the org")
+	case msg.Kind == KindStateInfo && msg.OriginOrg != me.Org && (!to.External || (to.Org != me.Org && to.Org != msg.OriginOrg)):
+		fail("a foreign StateInfo went to a non-external peer or to a third org")
 	case msg.Kind == KindAlive && msg.OriginOrg == me.Org && !msg.OriginExternal && to.Org != me.Org:
 		fail("alive of a non-external peer left its org")
 	case msg.Kind == KindAlive && msg.OriginOrg != me.Org && (!to.External || (to.Org != me.Org && to.Org != msg.OriginOrg)):
@@ -274,7 +282,7 @@ func checkSharedSamples(t *rapid.T, cfg Config, v View, batch []Message[int], go
 	me := v.Self
 	var orgGroup []int
 	for i, m := range batch {
-		if (m.Kind == KindStateInfo && m.OrgOnly) || (m.Kind == KindAlive && m.OriginOrg == me.Org && (m.OrgOnly || !m.OriginExternal)) {
+		if (m.Kind == KindStateInfo && m.OrgOnly && m.OriginOrg == me.Org) || (m.Kind == KindAlive && m.OriginOrg == me.Org && (m.OrgOnly || !m.OriginExternal)) {
 			orgGroup = append(orgGroup, i)
 		}
 	}
