@@ -123,6 +123,20 @@ func (n *Node) handshake(ctx context.Context, p peer.ID) {
 	}
 	n.metrics.handshakes.WithLabelValues("ok").Inc()
 	n.syncMembership(ctx, p)
+	// Learn at once which channels the new peer joined (and its heights),
+	// rather than at the next RequestStateInfoInterval: a restarted peer
+	// becomes eligible, and starts pulling, within one round trip.
+	n.mu.Lock()
+	var chans []string
+	for _, ch := range n.joinedLocked() {
+		if n.network().OrgInChannel(m.org, ch) {
+			chans = append(chans, ch)
+		}
+	}
+	n.mu.Unlock()
+	for _, ch := range chans {
+		n.requestStateInfoFrom(ctx, p, ch)
+	}
 }
 
 // checkHello verifies a hello from p: an alive whose certificate names p.

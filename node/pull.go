@@ -169,7 +169,8 @@ func (n *Node) serveFetch(from peer.ID, r *wire.FetchRequest) (*wire.PullRespons
 
 // serveStateInfo answers with the StateInfo this peer holds for the channel
 // the requester names by MAC, under Fabric's disclosure rule: a requester of
-// another org learns only of external peers of its org or of this one.
+// another org learns only of external peers of its org or of this one, and
+// one of this org that is not external only of this org's peers.
 func (n *Node) serveStateInfo(from peer.ID, r *wire.StateInfoRequest) (*wire.PullResponse, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -196,6 +197,9 @@ func (n *Node) serveStateInfo(from peer.ID, r *wire.StateInfoRequest) (*wire.Pul
 		if requester.org != n.org && !n.disclosableLocked(id, requester.org) {
 			continue
 		}
+		if m := n.members.get(id); requester.org == n.org && !requester.external && m != nil && m.org != n.org {
+			continue // a peer that is not external knows no foreign peer
+		}
 		out = append(out, si.env)
 	}
 	return &wire.PullResponse{Response: &wire.PullResponse_StateInfo{StateInfo: &wire.StateInfoSnapshot{Elements: out}}}, nil
@@ -212,9 +216,9 @@ func (n *Node) disclosableLocked(p peer.ID, org string) bool {
 }
 
 // serveMembership answers with the alive messages of live members the
-// requester may know: everything for a peer of this org (Secrets included for
-// this org's members); for a foreign peer, external peers of this org or of
-// the requester's, without Secrets.
+// requester may know: for a peer of this org, this org's members (Secrets
+// included) and, if it is external, the foreign members too; for a foreign
+// peer, external peers of this org or of the requester's, without Secrets.
 func (n *Node) serveMembership(from peer.ID) (*wire.PullResponse, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -239,9 +243,10 @@ func (n *Node) serveMembership(from peer.ID) (*wire.PullResponse, error) {
 			continue
 		}
 		switch {
-		case same:
+		case same && (m.org == n.org || requester.external):
+			// A peer that is not external knows no foreign peer.
 			out = append(out, m.alive)
-		case n.disclosableLocked(id, requester.org):
+		case !same && n.disclosableLocked(id, requester.org):
 			out = append(out, transport.StripSecret(m.alive))
 		}
 	}
