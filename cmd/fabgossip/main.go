@@ -24,6 +24,7 @@ var commands = []command{
 	{"publish", "publish a block through a running peer's admin API", runPublish},
 	{"status", "show a running peer's status", runStatus},
 	{"testnet", "start a local network of peer processes and check dissemination", runTestnet},
+	{"bench", "run the dissemination benchmark against Fabric-stock, GossipSub and direct delivery", runBench},
 }
 
 func main() {

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/fabgossip/fabgossip/testnet/bench"
+)
+
+func runBench(ctx context.Context, e *env, args []string) error {
+	const name = "bench"
+	fs := newFlagSet(name)
+	scale := fs.String("scale", bench.ScaleS, "S (50 peers), L (200 peers) or quick (a reduced S for CI)")
+	quick := fs.Bool("quick", false, "the reduced S for CI (same as --scale quick)")
+	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
+	sizes := fs.String("sizes", "", "block sizes in bytes, comma-separated (default: the scale's)")
+	blocks := fs.Int("blocks", 0, "blocks per channel (default: the scale's)")
+	rate := fs.Float64("rate", 0, "blocks per second per channel (default: the scale's)")
+	seeds := fs.String("seeds", "", "seeds, comma-separated (default: the scale's)")
+	systems := fs.String("systems", "", "systems, comma-separated: "+strings.Join(bench.AllSystems(), ", ")+" (default: "+strings.Join(bench.DefaultSystems(), ", ")+")")
+	idle := fs.Duration("idle", 0, "idle window before publishing, for idle control traffic (default: the scale's)")
+	external := fs.Int("external", 0, "external peers per org (default 2)")
+	h := help{
+		usage: "fabgossip bench [flags]",
+		description: "Runs the dissemination benchmark of BENCHMARK.md on in-process peers (mocknet,\n" +
+			"2 ms inside an org, 25 ms between orgs): fabgossip, Fabric-stock, GossipSub and\n" +
+			"direct delivery on the same topology and blocks. Prints a markdown table; exits\n" +
+			"non-zero if a system's run failed, or fabgossip leaked or missed a block.",
+		example: "fabgossip bench --quick\n" +
+			"fabgossip bench --scale S --sizes 131072 --seeds 1 --blocks 100 --json S.json\n" +
+			"fabgossip bench --scale L --json L.json",
+	}
+	if err := parseFlags(e, name, fs, h, args, false); err != nil {
+		return err
+	}
+	o := bench.Options{Scale: *scale, Blocks: *blocks, Rate: *rate, Idle: *idle, ExternalPerOrg: *external,
+		Command: "fabgossip bench " + strings.Join(args, " ")}
+	if *quick {
+		o.Scale = bench.ScaleQuick
+	}
+	for _, s := range splitList(*sizes) {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return usagef(name, "--sizes: %q is not a block size in bytes", s)
+		}
+		o.BlockSizes = append(o.BlockSizes, n)
+	}
+	for _, s := range splitList(*seeds) {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return usagef(name, "--seeds: %q is not a seed", s)
+		}
+		o.Seeds = append(o.Seeds, n)
+	}
+	o.Systems = splitList(*systems)
+
+	rep, err := bench.Run(ctx, o, e.stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(e.stdout, rep.Markdown())
+	if *jsonPath != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*jsonPath, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return rep.Check()
+}
