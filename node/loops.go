@@ -24,8 +24,10 @@ func every(ctx context.Context, d time.Duration, f func()) {
 	}
 }
 
-// aliveLoop publishes this peer's heartbeat, expires silent peers and probes
-// dead ones.
+// aliveLoop publishes this peer's heartbeat, exchanges membership with a few
+// live peers (Fabric's discovery sync, which keeps the view alive even with
+// push disabled; at the heartbeat's pace, not block pull's, since membership
+// changes no faster), expires silent peers and probes dead ones.
 func (n *Node) aliveLoop(ctx context.Context) {
 	every(ctx, n.cfg.AliveTimeInterval, func() {
 		n.emitAlive()
@@ -54,6 +56,14 @@ func (n *Node) aliveLoop(ctx context.Context) {
 		// Probe the dead: a handshake brings back one that restarted.
 		for _, p := range dead {
 			n.enqueueHello(p)
+		}
+		n.mu.Lock()
+		peers := n.syncPeersLocked(n.cfg.PullPeerNum)
+		n.mu.Unlock()
+		syncCtx, cancel := context.WithTimeout(ctx, n.cfg.AliveTimeInterval)
+		defer cancel()
+		for _, p := range peers {
+			n.syncMembership(syncCtx, p)
 		}
 	})
 }
@@ -189,17 +199,10 @@ func (n *Node) requestStateInfoFrom(ctx context.Context, p peer.ID, ch string) {
 	}
 }
 
-// pullLoop runs anti-entropy every PullInterval: membership with a few live
-// peers (Fabric's discovery sync, which keeps the view alive even with push
-// disabled), then blocks for every joined channel.
+// pullLoop runs block anti-entropy for every joined channel every
+// PullInterval.
 func (n *Node) pullLoop(ctx context.Context) {
 	every(ctx, n.cfg.PullInterval, func() {
-		n.mu.Lock()
-		peers := n.syncPeersLocked(n.cfg.PullPeerNum)
-		n.mu.Unlock()
-		for _, p := range peers {
-			n.syncMembership(ctx, p)
-		}
 		n.eachChannelPeer(ctx, true, n.pullFrom)
 		if n.store != nil {
 			n.retryDeliveries()
