@@ -483,27 +483,11 @@ func (n *Node) Blocks(ch string, from uint64, limit int) ([]Block, error) {
 // ledger.get: from the in-memory window, and, for delivered blocks that fell
 // out of it, from the store.
 func (n *Node) fetchLocked(cs *channelState, rs []*wire.Range, maxCount, maxBytes int) []*block {
-	if n.store == nil {
-		return cs.ledger.get(rs, maxCount, maxBytes)
+	var load func(uint64) *block
+	if n.store != nil {
+		load = func(num uint64) *block { return n.loadBlock(cs.name, num) }
 	}
-	var out []*block
-	total := 0
-	eachNumber(rs, maxCount*4, func(num uint64) bool {
-		b := cs.ledger.blocks[num]
-		if b == nil && num < cs.ledger.height {
-			b = n.loadBlock(cs.name, num)
-		}
-		if b == nil {
-			return true
-		}
-		if len(out) > 0 && total+b.size > maxBytes {
-			return false
-		}
-		out = append(out, b)
-		total += b.size
-		return len(out) < maxCount
-	})
-	return out
+	return cs.ledger.get(rs, maxCount, maxBytes, load)
 }
 
 // loadBlock reads a delivered block back from the store, or nil.

@@ -159,12 +159,16 @@ func (l *ledger) missing(remote []*wire.Range, limit int) []uint64 {
 
 // get returns held blocks named by rs, in request order, stopping at maxCount
 // blocks or before maxBytes of envelopes (but always at least one block when
-// one is held, so a single large block can still travel).
-func (l *ledger) get(rs []*wire.Range, maxCount, maxBytes int) []*block {
+// one is held, so a single large block can still travel). A delivered block
+// that fell out of the window is asked of load, when load is not nil.
+func (l *ledger) get(rs []*wire.Range, maxCount, maxBytes int, load func(uint64) *block) []*block {
 	var out []*block
 	bytes := 0
 	eachNumber(rs, maxCount*4, func(n uint64) bool {
 		b := l.blocks[n]
+		if b == nil && load != nil && n < l.height {
+			b = load(n)
+		}
 		if b == nil {
 			return true
 		}

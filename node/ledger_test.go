@@ -116,13 +116,13 @@ func TestLedgerDigestMissingGet(t *testing.T) {
 	if m := l.missing(remote, 2); !slices.Equal(m, []uint64{3, 4}) {
 		t.Fatalf("missing with limit 2: %v", m)
 	}
-	if g := l.get(remote, 2, 1<<20); !slices.Equal(numbersOf(g), []uint64{0, 1}) {
+	if g := l.get(remote, 2, 1<<20, nil); !slices.Equal(numbersOf(g), []uint64{0, 1}) {
 		t.Fatalf("get count-bounded: %v", numbersOf(g))
 	}
-	if g := l.get(remote, 10, 250); !slices.Equal(numbersOf(g), []uint64{0, 1}) {
+	if g := l.get(remote, 10, 250, nil); !slices.Equal(numbersOf(g), []uint64{0, 1}) {
 		t.Fatalf("get byte-bounded (100 B each, 250 B budget): %v", numbersOf(g))
 	}
-	if g := l.get(remote, 10, 1); len(g) != 1 {
+	if g := l.get(remote, 10, 1, nil); len(g) != 1 {
 		t.Fatalf("get with a budget below one block must still return one, got %d", len(g))
 	}
 }
@@ -133,4 +133,24 @@ func addCommit(l *ledger, b *block) ([]*block, []*block) {
 	run, broken := l.add(b)
 	l.commit(run)
 	return run, broken
+}
+
+func TestLedgerGetLoadsWhatLeftTheWindow(t *testing.T) {
+	l := newLedger(2, 10)
+	bs := chain("c", 5)
+	for _, b := range bs {
+		addCommit(l, b)
+	}
+	var asked []uint64
+	load := func(n uint64) *block {
+		asked = append(asked, n)
+		return bs[n]
+	}
+	got := l.get([]*wire.Range{{First: 0, Last: 9}}, 10, 1<<20, load)
+	if !slices.Equal(numbersOf(got), []uint64{0, 1, 2, 3, 4}) {
+		t.Fatalf("get = %v, want 0..4 (0-2 loaded, 3-4 from the window)", numbersOf(got))
+	}
+	if !slices.Equal(asked, []uint64{0, 1, 2}) {
+		t.Fatalf("loaded %v, want only the evicted, delivered 0-2 (never a number at or above the height)", asked)
+	}
 }
