@@ -84,4 +84,3 @@ func run(files []string) error {
 }
 
 func strPtr(s string) *string { return &s }
-
