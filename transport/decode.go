@@ -44,22 +44,8 @@ func decodeBatchInPlace(body []byte) (*wire.Batch, bool) {
 }
 
 func decodeEnvelopeInPlace(body []byte) (*wire.Envelope, bool) {
-	var (
-		env  wire.Envelope
-		seen [4]bool
-	)
-	for len(body) > 0 {
-		num, typ, n := protowire.ConsumeTag(body)
-		if n < 0 || typ != protowire.BytesType || num < 1 || num > 3 || seen[num] {
-			return nil, false
-		}
-		seen[num] = true
-		v, m := protowire.ConsumeBytes(body[n:])
-		if m < 0 {
-			return nil, false
-		}
-		body = body[n+m:]
-		v = v[:len(v):len(v)]
+	var env wire.Envelope
+	ok := eachBytesField(body, 3, func(num protowire.Number, v []byte) bool {
 		switch num {
 		case 1:
 			env.Payload = v
@@ -68,38 +54,56 @@ func decodeEnvelopeInPlace(body []byte) (*wire.Envelope, bool) {
 		case 3:
 			se, ok := decodeSecretEnvelopeInPlace(v)
 			if !ok {
-				return nil, false
+				return false
 			}
 			env.Secret = se
 		}
+		return true
+	})
+	if !ok {
+		return nil, false
 	}
 	return &env, true
 }
 
 func decodeSecretEnvelopeInPlace(body []byte) (*wire.SecretEnvelope, bool) {
-	var (
-		se   wire.SecretEnvelope
-		seen [3]bool
-	)
-	for len(body) > 0 {
-		num, typ, n := protowire.ConsumeTag(body)
-		if n < 0 || typ != protowire.BytesType || num < 1 || num > 2 || seen[num] {
-			return nil, false
-		}
-		seen[num] = true
-		v, m := protowire.ConsumeBytes(body[n:])
-		if m < 0 {
-			return nil, false
-		}
-		body = body[n+m:]
-		v = v[:len(v):len(v)]
+	var se wire.SecretEnvelope
+	ok := eachBytesField(body, 2, func(num protowire.Number, v []byte) bool {
 		if num == 1 {
 			se.Payload = v
 		} else {
 			se.Signature = v
 		}
+		return true
+	})
+	if !ok {
+		return nil, false
 	}
 	return &se, true
+}
+
+// eachBytesField walks a message made only of length-delimited fields
+// numbered 1 to last, each at most once, calling set with each value (capped
+// so an append cannot write into the frame). It reports false for anything
+// else, or when set does; the caller then takes the generic protobuf path.
+func eachBytesField(body []byte, last protowire.Number, set func(num protowire.Number, v []byte) bool) bool {
+	var seen [8]bool
+	for len(body) > 0 {
+		num, typ, n := protowire.ConsumeTag(body)
+		if n < 0 || typ != protowire.BytesType || num < 1 || num > last || seen[num] {
+			return false
+		}
+		seen[num] = true
+		v, m := protowire.ConsumeBytes(body[n:])
+		if m < 0 {
+			return false
+		}
+		body = body[n+m:]
+		if !set(num, v[:len(v):len(v)]) {
+			return false
+		}
+	}
+	return true
 }
 
 // consumeBytesField reads one length-delimited field numbered num.

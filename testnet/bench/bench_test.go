@@ -116,9 +116,6 @@ func TestCheckFlagsFabgossipLeaksButNotGossipSubs(t *testing.T) {
 }
 
 func TestFabricStockDeliversEverythingWithoutLeaks(t *testing.T) {
-	if testing.Short() {
-		t.Skip("Fabric's 4 s timings make this slow")
-	}
 	r := runTiny(t, SystemFabricStock)
 	if r.Leaks != 0 || r.CovFinal != 1 {
 		t.Errorf("leaks = %d, cov_final = %v, want 0 and 1", r.Leaks, r.CovFinal)
