@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"flag"
 	"fmt"
 	"time"
 
@@ -21,13 +22,7 @@ func runKeygen(_ context.Context, e *env, args []string) error {
 		description: "Generates a peer's libp2p Ed25519 key into FILE and prints its peer ID, which\nthe org CA then certifies with \"fabgossip ca issue\".",
 		example:     "fabgossip keygen --out peer.key\n# 12D3KooW...",
 	}
-	if err := parseFlags(e, name, fs, h, args, false); err != nil {
-		return err
-	}
-	if *out == "" {
-		return usagef(name, "--out is required")
-	}
-	key, err := newKeyFile(*out)
+	key, err := keyFileCommand(e, name, fs, h, args, out)
 	if err != nil {
 		return err
 	}
@@ -49,13 +44,7 @@ func runCAInit(_ context.Context, e *env, args []string) error {
 			"org's \"ca\" field in the network config.",
 		example: "fabgossip ca init --out org1-ca.key\n# CAESIH... (put it in network.yaml: orgs: [{name: org1, ca: CAESIH...}])",
 	}
-	if err := parseFlags(e, name, fs, h, args, false); err != nil {
-		return err
-	}
-	if *out == "" {
-		return usagef(name, "--out is required")
-	}
-	key, err := newKeyFile(*out)
+	key, err := keyFileCommand(e, name, fs, h, args, out)
 	if err != nil {
 		return err
 	}
@@ -138,6 +127,18 @@ func orgNames(n *identity.Network) string {
 		s += o.Name
 	}
 	return s
+}
+
+// keyFileCommand is the shared body of keygen and ca init: parse the flags,
+// require --out, and write a new key there.
+func keyFileCommand(e *env, name string, fs *flag.FlagSet, h help, args []string, out *string) (crypto.PrivKey, error) {
+	if err := parseFlags(e, name, fs, h, args, false); err != nil {
+		return nil, err
+	}
+	if *out == "" {
+		return nil, usagef(name, "--out is required")
+	}
+	return newKeyFile(*out)
 }
 
 // newKeyFile generates an Ed25519 key and writes it to path (mode 0600),

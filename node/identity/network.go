@@ -77,18 +77,7 @@ func (s NetworkSpec) validate(caReported map[int]bool) []*ConfigError {
 	caOwner := make(map[string]int, len(s.Orgs))
 	for i, o := range s.Orgs {
 		field := fmt.Sprintf("orgs[%d]", i)
-		switch {
-		case o.Name == "":
-			fail(field+".name", "missing org name")
-		case checkName(o.Name) != "":
-			fail(field+".name", "invalid org name %q: %s", o.Name, checkName(o.Name))
-		default:
-			if j, dup := orgIndex[o.Name]; dup {
-				fail(field+".name", "duplicate org %q (also orgs[%d])", o.Name, j)
-			} else {
-				orgIndex[o.Name] = i
-			}
-		}
+		checkEntryName(fail, field, "org", "orgs", o.Name, i, orgIndex)
 		switch {
 		case o.CA == nil:
 			if !caReported[i] {
@@ -113,18 +102,7 @@ func (s NetworkSpec) validate(caReported map[int]bool) []*ConfigError {
 	channelIndex := make(map[string]int, len(s.Channels))
 	for i, c := range s.Channels {
 		field := fmt.Sprintf("channels[%d]", i)
-		switch {
-		case c.Name == "":
-			fail(field+".name", "missing channel name")
-		case checkName(c.Name) != "":
-			fail(field+".name", "invalid channel name %q: %s", c.Name, checkName(c.Name))
-		default:
-			if j, dup := channelIndex[c.Name]; dup {
-				fail(field+".name", "duplicate channel %q (also channels[%d])", c.Name, j)
-			} else {
-				channelIndex[c.Name] = i
-			}
-		}
+		checkEntryName(fail, field, "channel", "channels", c.Name, i, channelIndex)
 		if len(c.Orgs) == 0 {
 			fail(field+".orgs", "channel %q needs at least one member org", c.Name)
 		}
@@ -162,6 +140,23 @@ func (s NetworkSpec) validate(caReported map[int]bool) []*ConfigError {
 }
 
 // checkName says what is wrong with a non-empty name, or "" if nothing is.
+// checkEntryName checks the name of entry i of a list (kind "org" in list
+// "orgs"): present, valid, and not a duplicate, recording it in index.
+func checkEntryName(fail func(field, format string, args ...any), field, kind, list, name string, i int, index map[string]int) {
+	switch {
+	case name == "":
+		fail(field+".name", "missing %s name", kind)
+	case checkName(name) != "":
+		fail(field+".name", "invalid %s name %q: %s", kind, name, checkName(name))
+	default:
+		if j, dup := index[name]; dup {
+			fail(field+".name", "duplicate %s %q (also %s[%d])", kind, name, list, j)
+		} else {
+			index[name] = i
+		}
+	}
+}
+
 func checkName(name string) string {
 	if len(name) > MaxNameLen {
 		return fmt.Sprintf("longer than %d bytes", MaxNameLen)
