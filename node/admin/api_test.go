@@ -259,19 +259,36 @@ func TestMetrics(t *testing.T) {
 		h, err := f.cluster.Peers[2].Height("ch0")
 		return err == nil && h == 1
 	})
-	text, err := f.client(t, 2).Metrics(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{
+	// Counters move when the work is done, not when Height says so, and
+	// peer 2's first push frame may trail its delivery: wait for all of them.
+	wants := []string{
 		`fabgossip_channel_blocks_delivered_total{channel="ch0"} 1`,
 		`fabgossip_blocks_delivered_total 1`,
 		`fabgossip_transport_bytes_sent_total{protocol="/fabgossip/push/1.0.0"}`,
 		`fabgossip_messages_received_total{kind="block"}`,
-	} {
-		if !strings.Contains(string(text), want) {
-			t.Errorf("metrics lack %s", want)
+	}
+	var missing []string
+	var fetchErr error
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		missing = missing[:0]
+		text, err := f.client(t, 2).Metrics(context.Background())
+		fetchErr = err
+		for _, want := range wants {
+			if err != nil || !strings.Contains(string(text), want) {
+				missing = append(missing, want)
+			}
 		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if fetchErr != nil {
+		t.Fatal(fetchErr)
+	}
+	for _, want := range missing {
+		t.Errorf("metrics lack %s", want)
 	}
 }
 
