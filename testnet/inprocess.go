@@ -47,15 +47,19 @@ type Peer struct {
 
 // Cluster is a network of in-process peers on a mocknet: every host can dial
 // every other (so a leak is possible, and so is measurable), links have the
-// latency the Options give.
+// latency the Options give. With Options.Hosts, the peers run on the hosts it
+// builds instead (real loopback hosts, say) and there is no mocknet.
 type Cluster struct {
 	Peers   []*Peer
 	Network *identity.Network
 	CAKeys  map[string]crypto.PrivKey
+	// Mocknet links the peers' hosts; nil when Options.Hosts built them.
 	Mocknet mocknet.Mocknet
 
 	cfg  node.Config
 	opts Options
+	// hosts are the hosts Options.Hosts built, which Close closes.
+	hosts []host.Host
 }
 
 // Options tune how a Cluster is built.
@@ -68,8 +72,17 @@ type Options struct {
 	// Node is not built yet.
 	NodeOptions func(p *Peer) []node.Option
 	// Latency returns the one-way latency of the link between peers i and j
-	// (default: none).
+	// (default: none). It applies to the mocknet only.
 	Latency func(i, j int) time.Duration
+	// Hosts, if set, builds peer i's host for key instead of a mocknet host
+	// (testnet.NewLoopbackHost, say): the cluster then has no mocknet, links
+	// and Latency do not apply, peers connect with host.Connect, and Close
+	// closes the hosts.
+	Hosts func(i int, key crypto.PrivKey) (host.Host, error)
+	// WrapHost, if set, wraps peer i's host (mocknet or Hosts-built) before
+	// its node is built: Peer.Host and the node get the wrapped host (an
+	// egress limiter around its streams, say).
+	WrapHost func(i int, h host.Host) host.Host
 }
 
 // seededReader is an io.Reader of deterministic bytes for key generation.
@@ -87,8 +100,9 @@ func newSeededReader(seed uint64) seededReader {
 	return seededReader{rand.NewChaCha8(k)}
 }
 
-// NewCluster builds the peers of topo on a fresh mocknet and links every pair,
-// without connecting or starting them.
+// NewCluster builds the peers of topo on a fresh mocknet and links every pair
+// (or, with Options.Hosts, on the hosts it builds), without connecting or
+// starting them.
 func NewCluster(topo Topology, o Options) (*Cluster, error) {
 	cfg := node.LocalConfig()
 	if o.Config != nil {
@@ -103,7 +117,10 @@ func NewCluster(topo Topology, o Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Network: net, CAKeys: caKeys, Mocknet: mocknet.New(), cfg: cfg, opts: o}
+	c := &Cluster{Network: net, CAKeys: caKeys, cfg: cfg, opts: o}
+	if o.Hosts == nil {
+		c.Mocknet = mocknet.New()
+	}
 	now := time.Now()
 	for _, org := range topo.Orgs {
 		for k := range org.Peers {
@@ -123,18 +140,30 @@ func NewCluster(topo Topology, o Options) (*Cluster, error) {
 				return nil, c.closeOnErr(err)
 			}
 			i := len(c.Peers)
-			addr := ma.StringCast(fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", i>>16&0xff, i>>8&0xff, i&0xff))
-			h, err := c.Mocknet.AddPeer(key, addr)
-			if err != nil {
-				return nil, c.closeOnErr(err)
+			var h host.Host
+			if o.Hosts != nil {
+				if h, err = o.Hosts(i, key); err != nil {
+					return nil, c.closeOnErr(err)
+				}
+				c.hosts = append(c.hosts, h)
+			} else {
+				addr := ma.StringCast(fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", i>>16&0xff, i>>8&0xff, i&0xff))
+				if h, err = c.Mocknet.AddPeer(key, addr); err != nil {
+					return nil, c.closeOnErr(err)
+				}
+			}
+			if o.WrapHost != nil {
+				h = o.WrapHost(i, h)
 			}
 			c.Peers = append(c.Peers, &Peer{Host: h, Org: org.Name, External: k < org.External, Index: i, Key: key, Cert: cert})
 		}
 	}
-	if err := c.Mocknet.LinkAll(); err != nil {
-		return nil, c.closeOnErr(err)
+	if c.Mocknet != nil {
+		if err := c.Mocknet.LinkAll(); err != nil {
+			return nil, c.closeOnErr(err)
+		}
 	}
-	if o.Latency != nil {
+	if c.Mocknet != nil && o.Latency != nil {
 		for i, a := range c.Peers {
 			for j, b := range c.Peers {
 				if i == j {
@@ -245,13 +274,16 @@ func (c *Cluster) Bootstrap(ctx context.Context) error {
 	return nil
 }
 
-// Close stops every node and the mocknet.
+// Close stops every node, then the hosts Options.Hosts built, or the mocknet.
 func (c *Cluster) Close() error {
 	var errs []error
 	for _, p := range c.Peers {
 		if p.Node != nil {
 			errs = append(errs, p.Node.Close())
 		}
+	}
+	for _, h := range c.hosts {
+		errs = append(errs, h.Close())
 	}
 	if c.Mocknet != nil {
 		errs = append(errs, c.Mocknet.Close())
