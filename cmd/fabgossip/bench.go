@@ -24,14 +24,21 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	systems := fs.String("systems", "", "systems, comma-separated: "+strings.Join(bench.AllSystems(), ", ")+" (default: "+strings.Join(bench.DefaultSystems(), ", ")+")")
 	idle := fs.Duration("idle", 0, "idle window before publishing, for idle control traffic (default: the scale's)")
 	external := fs.Int("external", 0, "external peers per org (default 2)")
+	crash := fs.Float64("crash", 0, "crash this fraction of the peers (e.g. 0.1) once every channel has published half of its blocks: never a publisher, a curious non-member or an org's last external peer (0 is off)")
+	network := fs.String("network", bench.NetworkMock, "mock (a mocknet with the latency profile) or tcp (real libp2p hosts on loopback TCP, no emulated latency; S or quick only)")
+	egressMbps := fs.Float64("egress-mbps", 0, "limit every host's egress to this many Mbit/s, one token bucket per host (e.g. 100; 0 is off)")
 	h := help{
 		usage: "fabgossip bench [flags]",
 		description: "Runs the dissemination benchmark of BENCHMARK.md on in-process peers (mocknet,\n" +
 			"2 ms inside an org, 25 ms between orgs): fabgossip, Fabric-stock, GossipSub and\n" +
 			"direct delivery on the same topology and blocks. Prints a markdown table; exits\n" +
-			"non-zero if a system's run failed, or fabgossip leaked or missed a block.",
+			"non-zero if a system's run failed, or fabgossip leaked or missed a block.\n" +
+			"--network tcp runs every host on real loopback TCP instead (no emulated latency);\n" +
+			"--egress-mbps gives every host one egress token bucket.",
 		example: "fabgossip bench --quick\n" +
 			"fabgossip bench --scale S --sizes 131072 --seeds 1 --blocks 100 --json S.json\n" +
+			"fabgossip bench --quick --network tcp --egress-mbps 100\n" +
+			"fabgossip bench --quick --crash 0.1\n" +
 			"fabgossip bench --scale L --json L.json",
 	}
 	if err := parseFlags(e, name, fs, h, args, false); err != nil {
@@ -39,6 +46,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	}
 	o := bench.Options{Scale: *scale, Blocks: *blocks, Rate: *rate, Idle: *idle, ExternalPerOrg: *external,
 		Command: "fabgossip bench " + strings.Join(args, " ")}
+	o.Network, o.EgressMbps = *network, *egressMbps
+	o.CrashFraction = *crash
 	if *quick {
 		o.Scale = bench.ScaleQuick
 	}

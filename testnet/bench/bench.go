@@ -38,13 +38,18 @@ const (
 	// SystemGossipSub is go-libp2p-pubsub's GossipSub with default
 	// parameters, one topic per channel.
 	SystemGossipSub = "gossipsub"
+	// SystemGossipSubNoSign is SystemGossipSub in its fairest form:
+	// StrictNoSign, no author, a message ID over the data, and
+	// application-level signatures (gossipsub_nosign.go). Not in the default
+	// set: it costs a second GossipSub run per configuration.
+	SystemGossipSubNoSign = "gossipsub-nosign"
 	// SystemDirect is the publisher sending every block to every member.
 	SystemDirect = "direct"
 )
 
 // AllSystems lists every system, in report order.
 func AllSystems() []string {
-	return []string{SystemFabgossip, SystemFabgossipLocal, SystemFabricStock, SystemGossipSub, SystemDirect}
+	return []string{SystemFabgossip, SystemFabgossipLocal, SystemFabricStock, SystemGossipSub, SystemGossipSubNoSign, SystemDirect}
 }
 
 // DefaultSystems are the systems of BENCHMARK.md, run unless Options say
@@ -116,6 +121,20 @@ type Options struct {
 	ExternalPerOrg int
 	// Command is the command line recorded in the report.
 	Command string
+	// Network is NetworkMock (the default: a mocknet with the latency
+	// profile) or NetworkTCP (real libp2p hosts on loopback TCP, no emulated
+	// latency, S-sized: L is refused), for every system alike.
+	Network string
+	// EgressMbps, if positive, limits every host of every system to that
+	// many Mbit/s of egress: one token bucket per host for every byte
+	// written to the streams it opens or accepts (100 for BENCHMARK.md's
+	// optional limit). 0 is off.
+	EgressMbps float64
+	// CrashFraction, if positive, crashes round(CrashFraction × peers)
+	// peers (never a publisher, a curious non-member or an org's last
+	// external peer) once every channel has published half of its blocks
+	// (crash.go). 0 is off.
+	CrashFraction float64
 
 	// topology overrides the scale's topology (tests).
 	topology *testnet.Topology
@@ -198,6 +217,9 @@ func (o Options) withDefaults() (Options, error) {
 			return o, fmt.Errorf("bench: block size %d out of range [%d, %d]", n, headerSize, 3<<20)
 		}
 	}
+	if err := checkNetwork(&o); err != nil {
+		return o, err
+	}
 	return o, nil
 }
 
@@ -228,6 +250,11 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.CrashFraction != 0 {
+		if _, err := crashVictims(l, o.CrashFraction, 0); err != nil {
+			return nil, err
+		}
+	}
 	rep := &Report{
 		Command:  o.Command,
 		Started:  time.Now().UTC(),
@@ -236,8 +263,13 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		Workload: Workload{
 			BlockSizes: o.BlockSizes, BlocksPerChan: o.Blocks, RatePerChan: o.Rate, Seeds: o.Seeds,
 			IdleSeconds: o.Idle.Seconds(), Systems: o.Systems,
+			Network: o.Network, EgressMbps: o.EgressMbps,
+			CrashFraction: o.CrashFraction,
 		},
 		Notes: notes(),
+	}
+	if o.Network == NetworkTCP {
+		rep.Topology.Latency = tcpLatency
 	}
 	for _, size := range o.BlockSizes {
 		for _, seed := range o.Seeds {
@@ -252,6 +284,9 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 				} else {
 					fmt.Fprintf(progress, "bench: %s: cov_push %.4f P_full_push %.3f cov_final %.4f T_full p50 %.0f ms p99 %.0f ms A_wire %.2f leaks %d CPU %.0f%%\n",
 						sys, res.CovPush, res.PFullPush, res.CovFinal, res.TFullP50Ms, res.TFullP99Ms, res.AWire, res.Leaks, 100*res.CPUUtilisation)
+					if res.Crash != nil {
+						fmt.Fprintf(progress, "bench: %s: %s\n", sys, res.Crash)
+					}
 				}
 				rep.Results = append(rep.Results, res)
 			}
@@ -284,13 +319,15 @@ func summary(scale string, l *layout) TopologySummary {
 func notes() []string {
 	return []string{
 		"Latency is publish call → a member's first receipt of the block (fabgossip: BlockAccepted, after signature and certificate checks; GossipSub: Subscription.Next after validation; direct: frame read), on one in-process clock. A block 'counts as push' if its first receipt came by push (GossipSub and direct: always).",
-		"Bytes are counted at the same layer for every system: length-prefixed frames written to libp2p streams (fabgossip: transport FrameSent on push and pull, hello reported apart; GossipSub: RawTracer SendRPCCompleted, uvarint + protobuf RPC as comm.go writes it; direct: its own uvarint-framed writes). Mocknet adds no muxer, security or TCP overhead for any of them.",
+		"Bytes are counted at the same layer for every system: length-prefixed frames written to libp2p streams (fabgossip: transport FrameSent on push and pull, hello reported apart; GossipSub: RawTracer SendRPCCompleted, uvarint + protobuf RPC as comm.go writes it; direct: its own uvarint-framed writes). Mocknet adds no muxer, security or TCP overhead for any of them; over loopback TCP (--network tcp) that overhead is real but not counted, for any of them.",
 		"fabgossip, fabric-stock and fabgossip-local run the same code (Fabric's push: fan-out 3, forward once, sender and origin set aside before sampling, then pull; a block accepted by pull is forwarded by push too). They differ only in timings: fabgossip = node.DefaultConfig() with pull every 500 ms, fabric-stock = node.DefaultConfig() (pull and StateInfo 4 s, alive 5 s), fabgossip-local = node.LocalConfig() (pull, StateInfo and alive every 500 ms, the testnet preset). fabgossip has no dissemination mechanism that Fabric lacks: its only edge over fabric-stock is the faster pull. Fabric's own sampling flaw (sample first, then drop the sender, so fan-out falls to 2) is not reproducible by configuration; fabric-stock is therefore slightly better than Fabric.",
 		"Every fabgossip row keeps Fabric's in-memory block window of 10 blocks per channel (MaxBlockCountToStore; Fabric's value since v2.2), not node.DefaultConfig()'s 100: a node holds about 2 × size per stored block, so 100 would need gigabytes for 50–200 in-process peers.",
 		"Blocks cross orgs in fabgossip only between external peers: the publisher (external) hands each block to CrossOrgPeerNum=1 external peer of each other org, and the publisher org's other external peer does the same when it first accepts the block, so an org can get a block through up to two doors. Fabric hands each block to one leader per org (the orderer), so its per-org push coverage starts from one door.",
 		"GossipSub: go-libp2p-pubsub v0.19.0, DefaultGossipSubParams, signing on (StrictSign, Ed25519 keys), flood publish off (the v0.19 default), WithMaxMessageSize raised to fit 1 MiB blocks. Each topic participant dials up to 10 random other participants of the topic (about 20 topic connections per peer), so the graph is degree ≈ 20 and not a full mesh. Only members subscribe, plus one curious non-member per channel; its deliveries are the leaks.",
-		"Direct: the publisher writes every block to a long-lived stream per member (one hop, no signature), one writer goroutine per member; mocknet has no bandwidth limit, so its fan-out is free here.",
-		"Not implemented: the optional per-host egress limit (100 Mbit/s token bucket), S over real loopback TCP, the 10% crash fault, a StrictNoSign GossipSub row.",
+		"Direct: the publisher writes every block to a long-lived stream per member (one hop, no signature), one writer goroutine per member; mocknet has no bandwidth limit, so its fan-out is free here unless --egress-mbps limits every host.",
+		"Network modes, for every system alike (the header and each row's config say which a run used): the default is a mocknet with the latency profile; --network tcp puts every host (the outsiders too) on real libp2p loopback TCP (127.0.0.1, TLS or Noise, yamux, no resource limits), with no emulated latency, so floors are 0 and ×floor is n/a; L over TCP is refused. --egress-mbps N gives every host one token bucket of N Mbit/s (16 KiB burst) for all the bytes written to the streams it opens or accepts; libp2p's own streams (identify, ping) are not limited.",
+		"gossipsub-nosign (not in the default set, as it costs a second GossipSub run per configuration: --systems ...,gossipsub-nosign) is GossipSub's fairest form: the same parameters, hosts, dials and topics, with StrictNoSign and WithNoAuthor, so a message carries no From, Seqno, signature or key, and a message ID that is SHA-256 of the data (the default ID, From ‖ Seqno, would be empty for every message). The publisher appends a 64-byte Ed25519 signature by its host key over the block data, and every subscriber (the curious one too) runs an inline topic validator that checks that the block's header names the topic's channel and the signature against the channel publisher's public key (from its peer ID), as fabgossip verifies blocks; a message that fails is rejected, neither delivered nor forwarded. Its bytes are counted as gossipsub's (SendRPCCompleted), the signature included.",
+		"Crash fault (--crash F, off by default): once every channel has published half of its blocks, round(F × peers) peers crash, chosen with the run's seed and spread over the orgs round-robin, never a channel's publisher or curious non-member, nor an org's last live external peer (that org would be cut off by design, which measures the topology, not repair). A crash has no goodbye: the host's mocknet links go first (nothing can dial it again), then the host closes, so the other peers see every open stream reset (over loopback TCP the closing host ends its connections, with no message from the system); a fabgossip node closes after its host, so its emitter's final drain sends nothing; a crashed GossipSub router stays in memory, cut off. E(b) = the members of b's channel alive at b's publish: the crashed peers are left out of E(b) for every block of the run, those published before the crash included (whether a peer that dies with the block in flight got it measures the crash instant, not the system), so cov_push, cov_final, T_full and the rest are over live peers. The crash table is over the blocks published after the crash began: live_cov_2s is the fraction of (block, live member) pairs delivered within 2 s, P_full within 2 s the fraction of blocks that every live member had within 2 s (the target). RMR, duplicates and A_wire still count the copies and bytes sent to crashed peers before the crash, so they read slightly high in a crash run.",
 		"All peers run in one process: CPU seconds and heap are for the whole simulated network; a run above 70% of the cores is flagged (⚠) because its latencies then measure the scheduler. The load column is the machine's 1-minute load average at the start and end of the publish window: on a shared box, a load above the core count means other processes took CPU from every peer, and that row's latencies are inflated.",
 	}
 }
@@ -302,6 +339,8 @@ type sut interface {
 	publish(ctx context.Context, c int, num uint64, data []byte) error
 	// describe says what the system runs with, and how leaks are probed.
 	describe() (config, leakProbe string)
+	// crash makes peers stop abruptly, with no goodbye (crash.go).
+	crash(peers []int) error
 	close() error
 }
 
@@ -315,6 +354,9 @@ type runEnv struct {
 	blocks   int
 	warmup   time.Duration
 	progress io.Writer
+	// network and egressMbps are Options.Network and Options.EgressMbps.
+	network    string
+	egressMbps float64
 }
 
 func build(ctx context.Context, sys string, env *runEnv) (sut, error) {
@@ -326,7 +368,9 @@ func build(ctx context.Context, sys string, env *runEnv) (sut, error) {
 	case SystemFabricStock:
 		return newFabgossip(ctx, env, FabricStockConfig(), "bench.FabricStockConfig() (node.DefaultConfig(), block window 10: Fabric's values)")
 	case SystemGossipSub:
-		return newGossipSub(ctx, env)
+		return newGossipSub(ctx, env, false)
+	case SystemGossipSubNoSign:
+		return newGossipSub(ctx, env, true)
 	case SystemDirect:
 		return newDirect(ctx, env)
 	}
@@ -348,6 +392,7 @@ func runOne(ctx context.Context, o Options, l *layout, sys string, size int, see
 	}()
 
 	env := &runEnv{l: l, lat: newLatencies(l, seed), rec: newRecorder(l), size: size, seed: seed, blocks: o.Blocks, warmup: o.WarmupTimeout, progress: progress}
+	env.setNetwork(o)
 	floors := make([]time.Duration, len(l.channels))
 	for c := range l.channels {
 		floors[c] = l.floor(env.lat, c, true)
@@ -369,6 +414,7 @@ func runOne(ctx context.Context, o Options, l *layout, sys string, size int, see
 	}
 	defer func() { _ = closeSUT() }()
 	res.Config, res.LeakProbe = s.describe()
+	res.Config += "; network: " + networkText(o.Network, o.EgressMbps)
 	if f, ok := s.(*fabgossipSUT); ok {
 		res.WarmupMissing = f.warmupMissing
 	}
@@ -418,6 +464,10 @@ func publishAll(ctx context.Context, s sut, env *runEnv, o Options) error {
 	_, _ = seedBytes.Read(base)
 	var wg sync.WaitGroup
 	errs := make([]error, nch)
+	cr, err := startCrasher(ctx, s, env, o)
+	if err != nil {
+		return err
+	}
 	for c := range nch {
 		wg.Add(1)
 		go func() {
@@ -440,11 +490,12 @@ func publishAll(ctx context.Context, s sut, env *runEnv, o Options) error {
 					errs[c] = fmt.Errorf("publish %s block %d: %w", env.l.channels[c].name, num, err)
 					return
 				}
+				cr.published(num)
 			}
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	return errors.Join(append(errs, cr.stop())...)
 }
 
 // headerSize is the benchmark header at the start of every block's data:

@@ -21,10 +21,12 @@ const ProtocolDirect protocol.ID = "/fabgossip-bench/direct/1.0.0"
 // directSUT is the publisher of each channel writing every block to every
 // member itself: one hop, no relays, no signatures.
 type directSUT struct {
-	mn      mocknet.Mocknet
+	mn      mocknet.Mocknet // nil over TCP
+	net     *sysNet
 	l       *layout
 	writers [][]*directWriter // channel → one writer per member
 	wg      sync.WaitGroup
+	hosts   hostList // by peer index (crash.go)
 }
 
 type directWriter struct {
@@ -34,11 +36,12 @@ type directWriter struct {
 
 func newDirect(ctx context.Context, env *runEnv) (*directSUT, error) {
 	l := env.l
-	mn, hosts, err := newMocknet(l, env.lat, env.seed, false)
+	net := newSysNet(env)
+	hosts, err := net.peerHosts(env, false)
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(err, net.close())
 	}
-	s := &directSUT{mn: mn, l: l}
+	s := &directSUT{mn: net.mn, net: net, l: l, hosts: hosts}
 	maxFrame := env.size + 1024
 	for i, h := range hosts {
 		h.SetStreamHandler(ProtocolDirect, func(st network.Stream) {
@@ -67,7 +70,7 @@ func newDirect(ctx context.Context, env *runEnv) (*directSUT, error) {
 			if m == ch.publisher {
 				continue
 			}
-			if _, err := mn.ConnectPeers(pub.ID(), hosts[m].ID()); err != nil {
+			if err := net.connect(ctx, pub, hosts[m]); err != nil {
 				return nil, errors.Join(err, s.close())
 			}
 			st, err := pub.NewStream(ctx, hosts[m].ID(), ProtocolDirect)
@@ -121,7 +124,7 @@ func (s *directSUT) close() error {
 		}
 	}
 	s.writers = nil
-	err := s.mn.Close()
+	err := s.net.close()
 	s.wg.Wait()
 	return err
 }

@@ -5,7 +5,9 @@
 //
 //	Run(ctx, Options{Scale: "S"}, os.Stderr)
 //	  for each block size, seed, system:
-//	    build on a mocknet (latency per link from the seed) ─► warm up
+//	    build on a mocknet (latency per link from the seed), or on
+//	    loopback TCP hosts (Options.Network), every host egress-limited
+//	    if Options.EgressMbps ─► warm up
 //	    idle window (control traffic) ─► publish Blocks per channel at Rate
 //	    ─► settle (all delivered, or 10 s) ─► close ─► metrics
 //	  ─► *Report (Markdown(), JSON)
@@ -26,7 +28,14 @@
 //   - gossipsub: go-libp2p-pubsub v0.19.0 defaults, one topic per channel,
 //     members plus one curious non-member per channel subscribe, flood
 //     publish off, a topic graph of degree about 20;
+//   - gossipsub-nosign, not run by default: the same with StrictNoSign, no
+//     author, a message ID over the data, and each block signed by its
+//     publisher and checked by a topic validator (gossipsub_nosign.go);
 //   - direct: the publisher writes each block to every member.
+//
+// With Options.CrashFraction, a run crashes that fraction of the peers once
+// every channel has published half of its blocks (crash.go): the crashed
+// peers leave E(b), and Result.Crash measures the repair.
 //
 // The topology of a scale (ScaleTopology) has ExternalPerOrg external peers
 // per org; each channel's first org publishes from its first (external)

@@ -14,7 +14,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/fabgossip/fabgossip/node"
@@ -32,6 +31,8 @@ type fabgossipSUT struct {
 	cfg      node.Config
 	cfgName  string
 	outsider host.Host
+	// net builds the outsider over TCP and holds the egress limiter.
+	net *sysNet
 	// warmupMissing counts the (peer, channel, expected peer) triples still
 	// missing from the views when the warm-up timed out.
 	warmupMissing int
@@ -44,6 +45,7 @@ func newFabgossip(ctx context.Context, env *runEnv, cfg node.Config, cfgName str
 		chIndex[c.name] = i
 	}
 	macs := map[string]int{} // StateInfo channel MAC → channel index, filled once peer IDs exist
+	net := newSysNet(env)
 	c, err := testnet.NewCluster(l.topo, testnet.Options{
 		Config: &cfg,
 		Seed:   env.seed,
@@ -51,12 +53,14 @@ func newFabgossip(ctx context.Context, env *runEnv, cfg node.Config, cfgName str
 			t := &fabTracer{rec: env.rec, idx: p.Index, org: l.org[p.Index], chIndex: chIndex, macs: macs}
 			return []node.Option{node.WithTracer(t), node.WithTransportTracer(&fabBytes{rec: env.rec, idx: p.Index})}
 		},
-		Latency: env.lat.between,
+		Latency:  env.lat.between,
+		Hosts:    net.clusterHosts(),
+		WrapHost: net.clusterWrap(),
 	})
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(err, net.close())
 	}
-	s := &fabgossipSUT{c: c, l: l, cfg: cfg, cfgName: cfgName}
+	s := &fabgossipSUT{c: c, l: l, cfg: cfg, cfgName: cfgName, net: net}
 	for _, p := range c.Peers {
 		for ci, ch := range l.channels {
 			macs[string(stateInfoMAC(p.Host.ID(), ch.name))] = ci
@@ -76,7 +80,7 @@ func newFabgossip(ctx context.Context, env *runEnv, cfg node.Config, cfgName str
 		}
 	}
 	for _, p := range c.Peers {
-		if _, err := c.Mocknet.ConnectPeers(s.outsider.ID(), p.Host.ID()); err != nil {
+		if err := net.connect(ctx, s.outsider, p.Host); err != nil {
 			return nil, errors.Join(fmt.Errorf("outsider connect: %w", err), s.close())
 		}
 	}
@@ -87,22 +91,15 @@ func newFabgossip(ctx context.Context, env *runEnv, cfg node.Config, cfgName str
 }
 
 // addOutsider adds a host with no org and no certificate to the cluster's
-// mocknet, linked to every peer at inter-org latency. It handles the push
-// and pull protocols: any stream a peer opens to it is a leak.
+// mocknet, linked to every peer at inter-org latency (over TCP, a loopback
+// host). It handles the push and pull protocols: any stream a peer opens to
+// it is a leak.
 func (s *fabgossipSUT) addOutsider(env *runEnv) error {
-	h, err := s.c.Mocknet.GenPeer()
+	h, err := s.net.fabOutsider(s.c, env.lat)
 	if err != nil {
 		return err
 	}
 	s.outsider = h
-	n := env.l.peers()
-	for i, p := range s.c.Peers {
-		lk, err := s.c.Mocknet.LinkPeers(h.ID(), p.Host.ID())
-		if err != nil {
-			return err
-		}
-		lk.SetOptions(mocknet.LinkOptions{Latency: env.lat.between(n, i)})
-	}
 	leak := func(st network.Stream) {
 		env.rec.leaks.Add(1)
 		_, _ = io.Copy(io.Discard, io.LimitReader(st, 8<<20))
@@ -172,7 +169,10 @@ func (s *fabgossipSUT) describe() (string, string) {
 }
 
 func (s *fabgossipSUT) close() error {
-	return s.c.Close() // closes the mocknet, the outsider included
+	s.net.stop() // no writer holds up the close waiting for egress tokens
+	// The cluster closes its mocknet (the outsider included) or its
+	// loopback hosts; s.net closes a loopback outsider.
+	return errors.Join(s.c.Close(), s.net.close())
 }
 
 // stateInfoMAC is how a StateInfo names its channel: SHA-256(peer ID ‖ name).

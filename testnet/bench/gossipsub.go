@@ -27,22 +27,27 @@ const gossipSubDialsPerTopic = 10
 // members subscribe, and so does one curious non-member per channel (the
 // outsider host for a channel every org is in).
 type gossipSubSUT struct {
-	mn     mocknet.Mocknet
+	mn     mocknet.Mocknet // nil over TCP
+	net    *sysNet
 	l      *layout
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	topics map[int]*pubsub.Topic // channel → the publisher's topic handle
+	hosts  hostList              // by peer index, the outsider last (crash.go)
+	sign   *blockSigner          // nil: StrictSign; set: gossipsub-nosign (gossipsub_nosign.go)
 }
 
-func newGossipSub(ctx context.Context, env *runEnv) (*gossipSubSUT, error) {
+// newGossipSub builds SystemGossipSub, or SystemGossipSubNoSign if noSign.
+func newGossipSub(ctx context.Context, env *runEnv, noSign bool) (*gossipSubSUT, error) {
 	l := env.l
-	mn, hosts, err := newMocknet(l, env.lat, env.seed, true)
+	net := newSysNet(env)
+	hosts, err := net.peerHosts(env, true)
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(err, net.close())
 	}
 	outsider := l.peers()
 	rctx, cancel := context.WithCancel(context.Background())
-	s := &gossipSubSUT{mn: mn, l: l, cancel: cancel, topics: map[int]*pubsub.Topic{}}
+	s := &gossipSubSUT{mn: net.mn, net: net, l: l, cancel: cancel, topics: map[int]*pubsub.Topic{}, hosts: hosts, sign: newBlockSigner(noSign)}
 	fail := func(err error) (*gossipSubSUT, error) { return nil, errors.Join(err, s.close()) }
 
 	// participants[c] are the hosts subscribed to channel c's topic.
@@ -74,13 +79,16 @@ func newGossipSub(ctx context.Context, env *runEnv) (*gossipSubSUT, error) {
 		}
 		ps, err := pubsub.NewGossipSub(rctx, h,
 			pubsub.WithRawTracer(&gsTracer{rec: env.rec, idx: i, self: h.ID()}),
-			pubsub.WithMaxMessageSize(maxMsg))
+			pubsub.WithMaxMessageSize(maxMsg), s.sign.option())
 		if err != nil {
 			return fail(err)
 		}
 		for _, c := range mine {
 			t, err := ps.Join(topicName(l, c))
 			if err != nil {
+				return fail(err)
+			}
+			if err := s.sign.join(ps, l, hosts, c, i); err != nil {
 				return fail(err)
 			}
 			subs = append(subs, sub{c, i, t})
@@ -125,7 +133,7 @@ func newGossipSub(ctx context.Context, env *runEnv) (*gossipSubSUT, error) {
 			others := slices.DeleteFunc(slices.Clone(ps), func(j int) bool { return j == i })
 			rng.Shuffle(len(others), func(a, b int) { others[a], others[b] = others[b], others[a] })
 			for _, j := range others[:min(gossipSubDialsPerTopic, len(others))] {
-				if _, err := mn.ConnectPeers(hosts[i].ID(), hosts[j].ID()); err != nil {
+				if err := net.connect(ctx, hosts[i], hosts[j]); err != nil {
 					return fail(fmt.Errorf("connect %d to %d: %w", i, j, err))
 				}
 			}
@@ -172,19 +180,23 @@ func (s *gossipSubSUT) warmup(ctx context.Context, env *runEnv, need []topicNeed
 }
 
 func (s *gossipSubSUT) publish(ctx context.Context, c int, _ uint64, data []byte) error {
+	data, err := s.sign.block(c, data)
+	if err != nil {
+		return err
+	}
 	return s.topics[c].Publish(ctx, data)
 }
 
 func (s *gossipSubSUT) describe() (string, string) {
 	p := pubsub.DefaultGossipSubParams()
-	return fmt.Sprintf("go-libp2p-pubsub v0.19.0 GossipSub, DefaultGossipSubParams (D %d, Dlo %d, Dhi %d, Dlazy %d, heartbeat %v), StrictSign with Ed25519 keys, flood publish off, each topic participant dials %d others of its topic",
-			p.D, p.Dlo, p.Dhi, p.Dlazy, p.HeartbeatInterval, gossipSubDialsPerTopic),
+	return fmt.Sprintf("go-libp2p-pubsub v0.19.0 GossipSub, DefaultGossipSubParams (D %d, Dlo %d, Dhi %d, Dlazy %d, heartbeat %v), %s, flood publish off, each topic participant dials %d others of its topic",
+			p.D, p.Dlo, p.Dhi, p.Dlazy, p.HeartbeatInterval, s.sign, gossipSubDialsPerTopic),
 		"one curious non-member per channel subscribes to the channel's topic (a peer of a non-member org, or an outsider host with no org when every org is a member); every message delivered to it is a leak"
 }
 
 func (s *gossipSubSUT) close() error {
 	s.cancel()
-	err := s.mn.Close()
+	err := s.net.close()
 	s.wg.Wait()
 	return err
 }

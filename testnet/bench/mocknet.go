@@ -16,23 +16,17 @@ import (
 // at index l.peers() when outsider is set, every pair linked with the
 // latencies of lat, none connected.
 func newMocknet(l *layout, lat *latencies, seed uint64, outsider bool) (mocknet.Mocknet, []host.Host, error) {
-	mn := mocknet.New()
 	n := l.peers()
 	if outsider {
 		n++
 	}
-	var k [32]byte
-	for i := range 8 {
-		k[i] = byte(seed >> (8 * i))
+	keys, err := hostKeys(seed, n)
+	if err != nil {
+		return nil, nil, err
 	}
-	copy(k[8:], "bench-hosts")
-	rnd := rand.NewChaCha8(k)
+	mn := mocknet.New()
 	hosts := make([]host.Host, n)
-	for i := range hosts {
-		key, _, err := crypto.GenerateEd25519Key(rnd)
-		if err != nil {
-			return nil, nil, errors.Join(err, mn.Close())
-		}
+	for i, key := range keys {
 		addr := ma.StringCast(fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", i>>16&0xff, i>>8&0xff, i&0xff))
 		if hosts[i], err = mn.AddPeer(key, addr); err != nil {
 			return nil, nil, errors.Join(err, mn.Close())
@@ -48,4 +42,24 @@ func newMocknet(l *layout, lat *latencies, seed uint64, outsider bool) (mocknet.
 		}
 	}
 	return mn, hosts, nil
+}
+
+// hostKeys returns the Ed25519 keys of the n hosts of the GossipSub and
+// direct systems, drawn from the seed.
+func hostKeys(seed uint64, n int) ([]crypto.PrivKey, error) {
+	var k [32]byte
+	for i := range 8 {
+		k[i] = byte(seed >> (8 * i))
+	}
+	copy(k[8:], "bench-hosts")
+	rnd := rand.NewChaCha8(k)
+	keys := make([]crypto.PrivKey, n)
+	for i := range keys {
+		key, _, err := crypto.GenerateEd25519Key(rnd)
+		if err != nil {
+			return nil, err
+		}
+		keys[i] = key
+	}
+	return keys, nil
 }

@@ -17,6 +17,7 @@ type recorder struct {
 
 	mu     sync.Mutex
 	blocks map[blockID]*blockRec
+	crash  crashRec // the crash fault, if the run has one (crash.go)
 
 	// Payload copies transmitted (sent) and that reached a peer (received),
 	// push and pull alike, and leaks.
@@ -93,7 +94,7 @@ func (r *recorder) complete() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for id, b := range r.blocks {
-		if len(b.arrival) < len(r.l.channels[id.ch].members)-1 {
+		if r.missing(id.ch, b) {
 			return false
 		}
 	}
@@ -178,7 +179,7 @@ func (r *recorder) result(res *Result, w window, floors []time.Duration) {
 		orgPush := map[int]bool{}
 		var worst time.Duration
 		for _, p := range ch.members {
-			if p == ch.publisher {
+			if !r.expects(id.ch, p) { // the publisher, or a crashed peer
 				continue
 			}
 			pairs++
@@ -274,6 +275,8 @@ func (r *recorder) result(res *Result, w window, floors []time.Duration) {
 			FloorMs: float64(floors[c]) / float64(time.Millisecond),
 		})
 	}
+
+	res.Crash = r.crashResult()
 
 	copies := w.pubTo.copies - w.pubFrom.copies
 	sentCopies := w.pubTo.sentCopies - w.pubFrom.sentCopies

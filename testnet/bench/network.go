@@ -1,0 +1,215 @@
+package bench
+
+import (
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+
+	"github.com/fabgossip/fabgossip/testnet"
+)
+
+// Network modes (Options.Network).
+const (
+	// NetworkMock is the default: every host on a libp2p mocknet, links
+	// with the latency profile (IntraOrgLatency, InterOrgLatency).
+	NetworkMock = "mock"
+	// NetworkTCP is real libp2p hosts on loopback TCP
+	// (testnet.NewLoopbackHost): every byte goes through the kernel, TLS or
+	// Noise and yamux, a CPU-realistic check. There is no emulated latency.
+	NetworkTCP = "tcp"
+)
+
+// tcpLatency is TopologySummary.Latency over loopback TCP.
+const tcpLatency = "real loopback TCP (libp2p hosts on 127.0.0.1, TCP only, default security and muxer): no emulated latency, the latency profile does not apply; floors are the loopback ones, taken as 0, so ×floor is n/a"
+
+// checkNetwork fills in o's default network and checks the network options.
+func checkNetwork(o *Options) error {
+	if o.Network == "" {
+		o.Network = NetworkMock
+	}
+	switch o.Network {
+	case NetworkMock:
+	case NetworkTCP:
+		if o.Scale == ScaleL && o.topology == nil {
+			return errors.New("bench: network tcp is for S (and quick): L's 200 hosts would need tens of thousands of loopback sockets in one process")
+		}
+	default:
+		return fmt.Errorf("bench: unknown network %q (want %s or %s)", o.Network, NetworkMock, NetworkTCP)
+	}
+	if o.EgressMbps < 0 {
+		return fmt.Errorf("bench: egress limit %g Mbit/s is negative (0 is off)", o.EgressMbps)
+	}
+	return nil
+}
+
+// networkText says, for the report, what network a run used.
+func networkText(network string, egressMbps float64) string {
+	s := "mocknet with per-link latency"
+	if network == NetworkTCP {
+		s = "real loopback TCP, no emulated latency"
+	}
+	return s + ", " + newEgress(egressMbps).String()
+}
+
+// setNetwork applies o's network mode and egress limit to env. Over TCP no
+// link has an emulated latency, so env's latencies (and the floors computed
+// from them) are all 0.
+func (env *runEnv) setNetwork(o Options) {
+	env.network, env.egressMbps = o.Network, o.EgressMbps
+	if o.Network == NetworkTCP {
+		n := env.l.peers()
+		env.lat = &latencies{n: n, d: make([]time.Duration, (n+1)*(n+1))}
+	}
+}
+
+// overFloor renders T_full over the floor, p50 / p99, or n/a when the run
+// had no floor (loopback TCP).
+func overFloor(x Result) string {
+	for _, f := range x.FloorMs {
+		if f > 0 {
+			return fmt.Sprintf("%.1f / %.1f", x.TFullOverFloor, x.TFullP99OverFloor)
+		}
+	}
+	return "n/a"
+}
+
+// sysNet is how one system's hosts are built, connected and closed: on a
+// mocknet or as loopback TCP hosts, each wrapped in the run's egress limit
+// when there is one.
+type sysNet struct {
+	tcp bool
+	eg  *egress // nil: no limit
+	// mn is the mocknet the hosts are on (nil over TCP); closeMN says this
+	// sysNet built it (a testnet.Cluster closes its own).
+	mn      mocknet.Mocknet
+	closeMN bool
+	// own are the loopback hosts this sysNet built, unwrapped, to close.
+	own []host.Host
+}
+
+func newSysNet(env *runEnv) *sysNet {
+	return &sysNet{tcp: env.network == NetworkTCP, eg: newEgress(env.egressMbps)}
+}
+
+// peerHosts builds the hosts of the GossipSub and direct systems: one per
+// peer of the layout, plus the outsider at index l.peers() when outsider is
+// set, none connected.
+func (n *sysNet) peerHosts(env *runEnv, outsider bool) ([]host.Host, error) {
+	if !n.tcp {
+		mn, hosts, err := newMocknet(env.l, env.lat, env.seed, outsider)
+		if err != nil {
+			return nil, err
+		}
+		n.mn, n.closeMN = mn, true
+		for i := range hosts {
+			hosts[i] = n.eg.wrap(hosts[i])
+		}
+		return hosts, nil
+	}
+	count := env.l.peers()
+	if outsider {
+		count++
+	}
+	keys, err := hostKeys(env.seed, count)
+	if err != nil {
+		return nil, err
+	}
+	hosts := make([]host.Host, count)
+	for i, key := range keys {
+		if hosts[i], err = n.loopback(key); err != nil {
+			return nil, err
+		}
+	}
+	return hosts, nil
+}
+
+// loopback builds a loopback host of key that n closes.
+func (n *sysNet) loopback(key crypto.PrivKey) (host.Host, error) {
+	h, err := testnet.NewLoopbackHost(key)
+	if err != nil {
+		return nil, err
+	}
+	n.own = append(n.own, h)
+	return n.eg.wrap(h), nil
+}
+
+// clusterHosts is testnet.Options.Hosts for the fabgossip systems: loopback
+// hosts over TCP (the cluster closes them), nil (mocknet) otherwise.
+func (n *sysNet) clusterHosts() func(int, crypto.PrivKey) (host.Host, error) {
+	if !n.tcp {
+		return nil
+	}
+	return func(_ int, key crypto.PrivKey) (host.Host, error) { return testnet.NewLoopbackHost(key) }
+}
+
+// clusterWrap is testnet.Options.WrapHost for the fabgossip systems: the
+// egress limit, or nil.
+func (n *sysNet) clusterWrap() func(int, host.Host) host.Host {
+	if n.eg == nil {
+		return nil
+	}
+	return func(_ int, h host.Host) host.Host { return n.eg.wrap(h) }
+}
+
+// fabOutsider builds the fabgossip systems' outsider host (no org, no
+// certificate): on the cluster's mocknet, linked to every peer with the
+// latencies of lat (the outsider is index l.peers()), or a loopback host.
+func (n *sysNet) fabOutsider(c *testnet.Cluster, lat *latencies) (host.Host, error) {
+	if c.Mocknet == nil {
+		key, _, err := crypto.GenerateEd25519Key(crand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		return n.loopback(key)
+	}
+	n.mn = c.Mocknet
+	h, err := c.Mocknet.GenPeer()
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range c.Peers {
+		lk, err := c.Mocknet.LinkPeers(h.ID(), p.Host.ID())
+		if err != nil {
+			return nil, err
+		}
+		lk.SetOptions(mocknet.LinkOptions{Latency: lat.between(lat.n, i)})
+	}
+	return n.eg.wrap(h), nil
+}
+
+// connect connects host a to host b: through the mocknet, or by dialling b's
+// loopback address.
+func (n *sysNet) connect(ctx context.Context, a, b host.Host) error {
+	if n.mn != nil {
+		_, err := n.mn.ConnectPeers(a.ID(), b.ID())
+		return err
+	}
+	return a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()})
+}
+
+// stop makes every write waiting for egress tokens give up; close calls it
+// first, and a system whose hosts someone else closes calls it before.
+func (n *sysNet) stop() { n.eg.stop() }
+
+// close stops the egress limiter, then closes the hosts and the mocknet n
+// built. It is idempotent.
+func (n *sysNet) close() error {
+	n.stop()
+	var errs []error
+	for _, h := range n.own {
+		errs = append(errs, h.Close())
+	}
+	n.own = nil
+	if n.closeMN {
+		errs = append(errs, n.mn.Close())
+		n.closeMN = false
+	}
+	return errors.Join(errs...)
+}
