@@ -334,7 +334,8 @@ func (n *Node) handleAlive(from peer.ID, env *wire.Envelope, a *wire.Alive, forw
 		return
 	}
 	n.mu.Lock()
-	stale := n.members.stale(p, a.GetIncarnation(), a.GetSequence())
+	stale := n.members.stale(p, a.GetIncarnation(), a.GetSequence()) &&
+		!(env.GetSecret() != nil && n.members.lacksInternal(p, a.GetIncarnation(), a.GetSequence(), n.org))
 	reason, senderOK := n.senderAllowedLocked(from, "")
 	n.mu.Unlock()
 	if stale {
@@ -371,7 +372,12 @@ func (n *Node) acceptAlive(m *member, from peer.ID, forward bool) bool {
 		}
 		n.updatePeerGaugeLocked()
 	}
+	completed := !fresh && n.members.completeInternal(m)
 	n.mu.Unlock()
+	if completed {
+		// Not news, but now this peer can reach it.
+		n.learnAddrs(m)
+	}
 	if !fresh {
 		return false
 	}

@@ -48,6 +48,31 @@ func (t *membership) stale(p peer.ID, inc, seq uint64) bool {
 	return m != nil && !newer(inc, seq, m.inc, m.seq)
 }
 
+// lacksInternal reports whether the alive (inc, seq) held for p, a member of
+// org, came without internal addresses: its first copy reached this peer
+// through another org, stripped of its Secret. The same alive carrying a
+// Secret is then not a replay but the missing half (completeInternal).
+func (t *membership) lacksInternal(p peer.ID, inc, seq uint64, org string) bool {
+	m := t.members[p]
+	return m != nil && m.org == org && m.inc == inc && m.seq == seq && len(m.internal) == 0
+}
+
+// completeInternal adds a's internal addresses, and its envelope with the
+// Secret, to the member it repeats, if that member lacked them. It reports
+// whether it did.
+func (t *membership) completeInternal(a *member) bool {
+	old := t.members[a.id]
+	if old == nil || old.org != a.org || old.inc != a.inc || old.seq != a.seq || len(old.internal) > 0 || len(a.internal) == 0 {
+		return false
+	}
+	// A copy: a member in the table is never modified, since callers read
+	// the one they applied after releasing the lock.
+	c := *old
+	c.internal, c.alive = a.internal, a.alive
+	t.members[a.id] = &c
+	return true
+}
+
 // apply records a verified alive. It returns whether the alive was new (and
 // should be forwarded) and whether the member came back from the dead.
 func (t *membership) apply(a *member, now time.Time) (fresh, revived bool) {

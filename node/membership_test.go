@@ -87,3 +87,34 @@ func TestMembershipPurgesLongDead(t *testing.T) {
 		t.Fatalf("purge = %v, want [p] and the member forgotten", gone)
 	}
 }
+
+// TestMembershipCompletesStrippedAlive: an alive of this org's member whose
+// first copy came through another org (no Secret, so no internal address)
+// is completed by the same alive with its Secret, which is otherwise a replay.
+func TestMembershipCompletesStrippedAlive(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	far := t0.Add(time.Hour)
+	tab := newMembership()
+	p := peer.ID("p")
+	in := ma.StringCast("/ip4/10.0.0.1/tcp/1")
+
+	tab.apply(&member{id: p, org: "A", inc: 1, seq: 1, notAfter: far}, t0)
+	if !tab.lacksInternal(p, 1, 1, "A") {
+		t.Fatal("a stripped copy must be completable")
+	}
+	if tab.lacksInternal(p, 1, 1, "B") || tab.lacksInternal(p, 1, 2, "A") {
+		t.Fatal("only the same alive of a member of the given org is completable")
+	}
+	if tab.completeInternal(&member{id: p, org: "A", inc: 1, seq: 1, notAfter: far}) {
+		t.Fatal("a copy without internal addresses completes nothing")
+	}
+	if !tab.completeInternal(&member{id: p, org: "A", inc: 1, seq: 1, internal: []ma.Multiaddr{in}, notAfter: far}) {
+		t.Fatal("the copy with its Secret did not complete the member")
+	}
+	if got := tab.get(p).internal; len(got) != 1 || !got[0].Equal(in) {
+		t.Fatalf("internal = %v, want [%v]", got, in)
+	}
+	if tab.lacksInternal(p, 1, 1, "A") || tab.completeInternal(&member{id: p, org: "A", inc: 1, seq: 1, internal: []ma.Multiaddr{in}, notAfter: far}) {
+		t.Fatal("a completed member is completed again")
+	}
+}
