@@ -26,6 +26,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	external := fs.Int("external", 0, "external peers per org (default 2)")
 	crash := fs.Float64("crash", 0, "crash this fraction of the peers (e.g. 0.1) once every channel has published half of its blocks: never a publisher, a curious non-member or an org's last external peer (0 is off)")
 	network := fs.String("network", bench.NetworkMock, "mock (a mocknet with the latency profile) or tcp (real libp2p hosts on loopback TCP, no emulated latency; S or quick only)")
+	render := fs.String("render", "", "print the markdown of a report saved with --json, without running anything")
 	egressMbps := fs.Float64("egress-mbps", 0, "limit every host's egress to this many Mbit/s, one token bucket per host (e.g. 100; 0 is off)")
 	h := help{
 		usage: "fabgossip bench [flags]",
@@ -39,10 +40,24 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			"fabgossip bench --scale S --sizes 131072 --seeds 1 --blocks 100 --json S.json\n" +
 			"fabgossip bench --quick --network tcp --egress-mbps 100\n" +
 			"fabgossip bench --quick --crash 0.1\n" +
+			"fabgossip bench --render S.json\n" +
 			"fabgossip bench --scale L --json L.json",
 	}
 	if err := parseFlags(e, name, fs, h, args, false); err != nil {
 		return err
+	}
+	if *render != "" {
+		f, err := os.Open(*render)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		rep, err := bench.ReadReport(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", *render, err)
+		}
+		fmt.Fprint(e.stdout, rep.Markdown())
+		return nil
 	}
 	o := bench.Options{Scale: *scale, Blocks: *blocks, Rate: *rate, Idle: *idle, ExternalPerOrg: *external,
 		Command: "fabgossip bench " + strings.Join(args, " ")}

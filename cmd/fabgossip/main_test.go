@@ -14,6 +14,7 @@ import (
 
 	"github.com/fabgossip/fabgossip/node/store"
 	"github.com/fabgossip/fabgossip/testnet"
+	"github.com/fabgossip/fabgossip/testnet/bench"
 )
 
 // runCLI runs the command line in-process and returns the exit status and
@@ -244,4 +245,27 @@ func TestTestnetEndToEnd(t *testing.T) {
 			t.Errorf("%s does not end with a graceful shutdown:\n%s", l, data)
 		}
 	}
+}
+
+func TestBenchRender(t *testing.T) {
+	dir := t.TempDir()
+	rep := bench.Report{
+		Command:  "fabgossip bench --quick",
+		Topology: bench.TopologySummary{Scale: "quick", Orgs: 1, PeersPerOrg: []int{2}},
+		Results:  []bench.Result{{System: bench.SystemDirect, BlockSize: 1024, Seed: 1, CovFinal: 1}},
+	}
+	raw, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "r.json")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "bench", "--render", path)
+	if code != 0 || !strings.Contains(out, "| direct | 1 KiB | 1 |") {
+		t.Fatalf("render: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	code, _, errOut = runCLI(t, "bench", "--render", filepath.Join(dir, "missing.json"))
+	wantOneLineError(t, code, errOut, 1, "missing.json")
 }

@@ -227,6 +227,7 @@ func (r *Report) Markdown() string {
 		r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd)
 	fmt.Fprintf(&b, "Network: %s.\n", networkText(r.Workload.Network, r.Workload.EgressMbps))
 	fmt.Fprintf(&b, "Command: `%s`\n\n", r.Command)
+	b.WriteString(r.Summary())
 	b.WriteString("| system | size | seed | cov_push | P_full_push | per org (publisher's org) | cov_final | T_full p50 / p99 / max (ms) | ×floor p50 / p99 | fairness (ms) | RMR | dups/delivery | A_wire | publisher egress / block | idle B/s/peer/ch | leaks | CPU s/MB | peak heap MB | CPU util | load 1m |\n")
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, x := range r.Results {
