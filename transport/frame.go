@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -22,7 +23,7 @@ import (
 var frameMarshal = proto.MarshalOptions{UseCachedSize: true}
 
 // readBufferSize is the FrameReader's read-ahead buffer; bodies that fit in
-// it are returned without a copy.
+// it are returned by Next without a copy, by NextOwned with one.
 const readBufferSize = 8 << 10
 
 // AppendFrame appends m to dst as one frame and returns the extended slice.
@@ -59,10 +60,13 @@ type memoryScope interface {
 type FrameReader struct {
 	r       *bufio.Reader
 	max     int
-	buf     []byte // holds bodies larger than the read-ahead buffer
+	buf     []byte // holds Next's bodies larger than the read-ahead buffer
 	discard int    // bytes of the previous body still in the read-ahead buffer
 
-	scope    memoryScope // accounts buf's capacity; nil means unaccounted
+	// scope accounts the largest body read so far beyond the read-ahead
+	// buffer: buf's capacity, or the size of the largest owned body. nil
+	// means unaccounted.
+	scope    memoryScope
 	reserved int
 }
 
@@ -72,8 +76,9 @@ func NewFrameReader(r io.Reader, maxSize int) *FrameReader {
 	return &FrameReader{r: bufio.NewReaderSize(r, readBufferSize), max: maxSize}
 }
 
-// newScopedFrameReader is NewFrameReader whose body buffer is reserved in
-// the stream's resource scope while the reader holds it.
+// newScopedFrameReader is NewFrameReader that reserves its bodies larger
+// than the read-ahead buffer in the stream's resource scope before reading
+// them: the largest so far stays reserved until Release.
 func newScopedFrameReader(r io.Reader, maxSize int, scope memoryScope) *FrameReader {
 	fr := NewFrameReader(r, maxSize)
 	fr.scope = scope
@@ -85,6 +90,20 @@ func newScopedFrameReader(r io.Reader, maxSize int, scope memoryScope) *FrameRea
 // wrapping ErrFrameTooLarge or ErrMalformedFrame for a bad frame, and the
 // stream's own error (e.g. a reset) otherwise.
 func (fr *FrameReader) Next() ([]byte, error) {
+	return fr.next(false)
+}
+
+// NextOwned is Next for a caller that keeps the body: the slice is the
+// caller's, and the reader never writes to it again. A body that fits in
+// the read-ahead buffer is copied out of it; a larger one is read straight
+// into a slice of its own, one copy from the stream instead of two (into
+// the body buffer, then out of it). It is reserved in the scope like
+// Next's body buffer, though the reader does not hold it after returning.
+func (fr *FrameReader) NextOwned() ([]byte, error) {
+	return fr.next(true)
+}
+
+func (fr *FrameReader) next(owned bool) ([]byte, error) {
 	if fr.discard > 0 {
 		// Cannot fail: the bytes are buffered (Peek returned them).
 		_, _ = fr.r.Discard(fr.discard)
@@ -104,12 +123,27 @@ func (fr *FrameReader) Next() ([]byte, error) {
 			return nil, bodyError(err, size)
 		}
 		fr.discard = size
+		if owned {
+			// Clone does not zero before copying, and keeps an empty
+			// body non-nil.
+			return bytes.Clone(body), nil
+		}
 		return body, nil
 	}
-	if err := fr.grow(size); err != nil {
-		return nil, err
+	var body []byte
+	if owned {
+		if err := fr.reserve(size); err != nil {
+			return nil, err
+		}
+		body = make([]byte, size)
+	} else {
+		if err := fr.grow(size); err != nil {
+			return nil, err
+		}
+		body = fr.buf[:size]
 	}
-	body := fr.buf[:size]
+	// bufio copies out what it has buffered, then reads the rest straight
+	// into body.
 	if _, err := io.ReadFull(fr.r, body); err != nil {
 		return nil, bodyError(err, size)
 	}
@@ -136,18 +170,32 @@ func (fr *FrameReader) Release() {
 	fr.reserved = 0
 }
 
+// grow makes the body buffer hold at least size bytes.
 func (fr *FrameReader) grow(size int) error {
 	if size <= cap(fr.buf) {
 		return nil
 	}
-	newCap := max(size, min(2*cap(fr.buf), fr.max))
-	if fr.scope != nil {
-		if err := fr.scope.ReserveMemory(newCap-fr.reserved, network.ReservationPriorityHigh); err != nil {
-			return fmt.Errorf("reserve %d bytes for a frame: %w", newCap-fr.reserved, err)
-		}
-		fr.reserved = newCap
+	if err := fr.reserve(size); err != nil {
+		return err
 	}
-	fr.buf = make([]byte, newCap)
+	fr.buf = make([]byte, fr.reserved)
+	return nil
+}
+
+// reserve makes the scope reservation cover a body of size bytes, doubling
+// it (up to the cap) so that growing bodies reserve O(log) times. An
+// unscoped reader only tracks the size.
+func (fr *FrameReader) reserve(size int) error {
+	if size <= fr.reserved {
+		return nil
+	}
+	newSize := max(size, min(2*fr.reserved, fr.max))
+	if fr.scope != nil {
+		if err := fr.scope.ReserveMemory(newSize-fr.reserved, network.ReservationPriorityHigh); err != nil {
+			return fmt.Errorf("reserve %d bytes for a frame: %w", newSize-fr.reserved, err)
+		}
+	}
+	fr.reserved = newSize
 	return nil
 }
 

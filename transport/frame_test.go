@@ -54,6 +54,53 @@ func TestFrameRoundTrip(t *testing.T) {
 	}
 }
 
+func TestFrameReaderNextOwned(t *testing.T) {
+	// Bodies on both sides of the read-ahead buffer, each filled with its
+	// own byte, read with NextOwned and Next interleaved: every owned body
+	// must still hold its bytes once all frames are read, the reader having
+	// reused its buffers for the later ones.
+	sizes := []int{0, 1, readBufferSize - 10, readBufferSize, readBufferSize + 1, 100 << 10, 5, 300 << 10, 64 << 10, 7}
+	var stream []byte
+	for i, n := range sizes {
+		stream = protowire.AppendVarint(stream, uint64(n))
+		stream = append(stream, bytes.Repeat([]byte{byte(i + 1)}, n)...)
+	}
+	scope := &fakeScope{}
+	fr := newScopedFrameReader(bytes.NewReader(stream), 1<<20, scope)
+	owned := make([][]byte, len(sizes))
+	for i, n := range sizes {
+		var body []byte
+		var err error
+		if i%3 == 2 {
+			body, err = fr.Next() // a body in the reader's own buffers
+		} else {
+			body, err = fr.NextOwned()
+			owned[i] = body
+		}
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if len(body) != n || body == nil {
+			t.Fatalf("frame %d: body of %d bytes (nil %v), want %d", i, len(body), body == nil, n)
+		}
+	}
+	if _, err := fr.NextOwned(); err != io.EOF {
+		t.Fatalf("after the last frame: %v, want io.EOF", err)
+	}
+	for i, body := range owned {
+		if body != nil && !bytes.Equal(body, bytes.Repeat([]byte{byte(i + 1)}, sizes[i])) {
+			t.Fatalf("owned body %d was overwritten", i)
+		}
+	}
+	if scope.reserved < 300<<10 || scope.reserved > 1<<20 {
+		t.Fatalf("reserved %d bytes for a 300 KiB body", scope.reserved)
+	}
+	fr.Release()
+	if scope.reserved != 0 {
+		t.Fatalf("%d bytes still reserved after Release", scope.reserved)
+	}
+}
+
 func TestAppendFrameRefusesOversized(t *testing.T) {
 	b := batchOf(100, 1)
 	prefix := []byte("keep")
@@ -112,13 +159,15 @@ func TestFrameReaderReservationFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scope := &fakeScope{limit: 1 << 10}
-	fr := newScopedFrameReader(bytes.NewReader(frame), 1<<20, scope)
-	if _, err := fr.Next(); err == nil {
-		t.Fatal("read a frame the scope could not hold")
-	}
-	if scope.reserved != 0 {
-		t.Fatalf("%d bytes reserved after a failed reservation", scope.reserved)
+	for _, owned := range []bool{false, true} {
+		scope := &fakeScope{limit: 1 << 10}
+		fr := newScopedFrameReader(bytes.NewReader(frame), 1<<20, scope)
+		if _, err := fr.next(owned); err == nil {
+			t.Fatalf("owned %v: read a frame the scope could not hold", owned)
+		}
+		if scope.reserved != 0 {
+			t.Fatalf("owned %v: %d bytes reserved after a failed reservation", owned, scope.reserved)
+		}
 	}
 }
 

@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -334,14 +333,14 @@ func (t *Transport) handlePush(s network.Stream) {
 	fr := newScopedFrameReader(s, t.cfg.MaxFrameSize, s.Scope())
 	defer fr.Release()
 	for {
-		body, err := fr.Next()
+		// The batch aliases the body and the handler may keep it, so the
+		// body must be its own, never a reader buffer.
+		body, err := fr.NextOwned()
 		if err != nil {
 			t.endStream(s, from, ProtocolPush, err)
 			return
 		}
-		// One copy (bytes.Clone does not zero first) that the batch then
-		// aliases; the read buffer stays hot for the next frame.
-		b, err := decodeBatch(bytes.Clone(body))
+		b, err := decodeBatch(body)
 		if err != nil {
 			t.endStream(s, from, ProtocolPush, err)
 			return
