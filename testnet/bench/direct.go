@@ -52,6 +52,9 @@ func newDirect(ctx context.Context, env *runEnv) (*directSUT, error) {
 				if err != nil || n > uint64(maxFrame) {
 					return
 				}
+				if n == 0 {
+					continue // the opening frame (newDirect)
+				}
 				buf := make([]byte, n)
 				if _, err := io.ReadFull(r, buf); err != nil {
 					return
@@ -77,6 +80,14 @@ func newDirect(ctx context.Context, env *runEnv) (*directSUT, error) {
 			if err != nil {
 				return nil, errors.Join(fmt.Errorf("direct stream to %d: %w", m, err), s.close())
 			}
+			// An empty frame now: libp2p negotiates the protocol lazily, with
+			// the first write, and the member's side gives up on a stream
+			// whose protocol has not arrived within its negotiation timeout
+			// (10 s), shorter than the idle window before the first block.
+			if _, err := st.Write(varint.ToUvarint(0)); err != nil {
+				_ = st.Reset()
+				return nil, errors.Join(fmt.Errorf("direct stream to %d: %w", m, err), s.close())
+			}
 			w := &directWriter{frames: make(chan []byte, env.blocks+1), s: st}
 			s.writers[c] = append(s.writers[c], w)
 			s.wg.Add(1)
@@ -86,8 +97,11 @@ func newDirect(ctx context.Context, env *runEnv) (*directSUT, error) {
 				for f := range w.frames {
 					if _, err := st.Write(f); err != nil {
 						_ = st.Reset()
+						lost := 1
 						for range w.frames { // drain
+							lost++
 						}
+						env.rec.dropped("direct/write_error", lost)
 						return
 					}
 					env.rec.bytesSent(ch.publisher, len(f))
