@@ -160,6 +160,7 @@ func benchTransportPush(b *testing.B, from, to host.Host, batch *wire.Batch, fra
 	n := int64(b.N)
 	cfg := DefaultConfig()
 	cfg.SendQueueSize = benchWindow
+	cfg.SendQueueBytes = benchWindow * cfg.MaxFrameSize // the window bounds it
 	window := make(chan struct{}, benchWindow)
 	done := make(chan struct{})
 	var got atomic.Int64

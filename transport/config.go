@@ -23,6 +23,13 @@ type Config struct {
 	// slow peer at the cost of memory and staleness.
 	SendQueueSize int
 
+	// SendQueueBytes caps the bytes of the batches queued for one peer:
+	// Send returns ErrQueueFull when a batch would take the queue past it,
+	// unless the queue is empty (one batch of up to MaxFrameSize always
+	// fits). With SendQueueSize it bounds a sender's memory per peer, which
+	// a count alone does not: 128 batches of megabyte blocks are 128 MB.
+	SendQueueBytes int
+
 	// WriteTimeout bounds the write of one frame on a push stream. A peer
 	// that does not drain a frame within it has its stream reset and the
 	// frame dropped. Must allow MaxFrameSize bytes at the slowest link
@@ -55,12 +62,13 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: libp2p's 4 MiB message cap, 128
-// batches per peer, 10 s for writes, opens and requests, a reopen backoff from
+// batches and 16 MiB per peer, 10 s for writes, opens and requests, a reopen backoff from
 // 100 ms to 30 s, idle writers reclaimed after 2 min, 64 concurrent requests.
 func DefaultConfig() Config {
 	return Config{
 		MaxFrameSize:       network.MessageSizeMax,
 		SendQueueSize:      128,
+		SendQueueBytes:     16 << 20,
 		WriteTimeout:       10 * time.Second,
 		OpenTimeout:        10 * time.Second,
 		RequestTimeout:     10 * time.Second,
@@ -82,6 +90,7 @@ func (c Config) Validate() error {
 	}{
 		{"MaxFrameSize", c.MaxFrameSize, c.MaxFrameSize > 0, positive},
 		{"SendQueueSize", c.SendQueueSize, c.SendQueueSize > 0, positive},
+		{"SendQueueBytes", c.SendQueueBytes, c.SendQueueBytes > 0, positive},
 		{"WriteTimeout", c.WriteTimeout, c.WriteTimeout > 0, positive},
 		{"OpenTimeout", c.OpenTimeout, c.OpenTimeout > 0, positive},
 		{"RequestTimeout", c.RequestTimeout, c.RequestTimeout > 0, positive},

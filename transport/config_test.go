@@ -17,6 +17,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"frame size", func(c *Config) { c.MaxFrameSize = 0 }, "MaxFrameSize must be positive, got 0"},
 		{"queue", func(c *Config) { c.SendQueueSize = -1 }, "SendQueueSize must be positive, got -1"},
+		{"queue bytes", func(c *Config) { c.SendQueueBytes = 0 }, "SendQueueBytes must be positive, got 0"},
 		{"write timeout", func(c *Config) { c.WriteTimeout = 0 }, "WriteTimeout must be positive, got 0s"},
 		{"open timeout", func(c *Config) { c.OpenTimeout = -time.Second }, "OpenTimeout must be positive, got -1s"},
 		{"request timeout", func(c *Config) { c.RequestTimeout = 0 }, "RequestTimeout must be positive, got 0s"},

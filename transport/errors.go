@@ -9,7 +9,8 @@ var (
 	ErrClosed = errors.New("transport: closed")
 
 	// ErrQueueFull is returned by Send when the peer's bounded send queue
-	// holds Config.SendQueueSize batches: the peer (or the path to it) is
+	// holds Config.SendQueueSize batches or Config.SendQueueBytes bytes: the
+	// peer (or the path to it) is
 	// slower than the sender. The batch is not sent and the drop is counted.
 	ErrQueueFull = errors.New("transport: peer send queue full")
 

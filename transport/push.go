@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -30,7 +31,8 @@ func (t *Transport) Send(to peer.ID, b *wire.Batch) error {
 	if to == t.host.ID() {
 		return ErrSelf
 	}
-	if size := proto.Size(b); size > t.cfg.MaxFrameSize {
+	size := proto.Size(b)
+	if size > t.cfg.MaxFrameSize {
 		t.trace.dropped(to, ProtocolPush, DropTooLarge, 1)
 		return fmt.Errorf("send to %s: %w: body of %d bytes, max %d", to, ErrFrameTooLarge, size, t.cfg.MaxFrameSize)
 	}
@@ -42,7 +44,7 @@ func (t *Transport) Send(to peer.ID, b *wire.Batch) error {
 	}
 	w, ok := t.writers[to]
 	if ok {
-		ok = w.enqueue(b)
+		ok = w.enqueue(b, size)
 		t.mu.RUnlock()
 	} else {
 		t.mu.RUnlock()
@@ -52,7 +54,7 @@ func (t *Transport) Send(to peer.ID, b *wire.Batch) error {
 			return ErrClosed
 		}
 		w = t.writerLocked(to)
-		ok = w.enqueue(b)
+		ok = w.enqueue(b, size)
 		t.mu.Unlock()
 	}
 	if !ok {
@@ -93,7 +95,7 @@ func (t *Transport) writerLocked(p peer.ID) *peerWriter {
 	w := &peerWriter{
 		t:      t,
 		peer:   p,
-		queue:  make(chan *wire.Batch, t.cfg.SendQueueSize),
+		queue:  make(chan queuedBatch, t.cfg.SendQueueSize),
 		ctx:    ctx,
 		cancel: cancel,
 		done:   make(chan struct{}),
@@ -121,7 +123,8 @@ func (t *Transport) retireIdle(w *peerWriter) bool {
 type peerWriter struct {
 	t      *Transport
 	peer   peer.ID
-	queue  chan *wire.Batch
+	queue  chan queuedBatch
+	queued atomic.Int64    // bytes in queue, at most about SendQueueBytes
 	ctx    context.Context // cancelled by ClosePeer, disconnect and Close
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -134,11 +137,26 @@ type peerWriter struct {
 	lastActive time.Time
 }
 
-func (w *peerWriter) enqueue(b *wire.Batch) bool {
+// queuedBatch is a batch waiting in a peer's queue, with its size.
+type queuedBatch struct {
+	b    *wire.Batch
+	size int
+}
+
+// enqueue queues b (of size bytes) unless the queue is full by count or by
+// bytes. An empty queue takes any batch; concurrent Sends may overshoot the
+// byte budget by one batch each.
+func (w *peerWriter) enqueue(b *wire.Batch, size int) bool {
+	n := int64(size)
+	if total := w.queued.Add(n); total > int64(w.t.cfg.SendQueueBytes) && total != n {
+		w.queued.Add(-n)
+		return false
+	}
 	select {
-	case w.queue <- b:
+	case w.queue <- queuedBatch{b, size}:
 		return true
 	default:
+		w.queued.Add(-n)
 		return false
 	}
 }
@@ -166,8 +184,9 @@ func (w *peerWriter) run() {
 		case <-w.ctx.Done():
 			w.shutdown()
 			return
-		case b := <-w.queue:
-			w.send(b)
+		case q := <-w.queue:
+			w.queued.Add(-int64(q.size))
+			w.send(q.b)
 			w.lastActive = time.Now()
 		case <-idle:
 			if left := d - time.Since(w.lastActive); left > 0 {

@@ -588,3 +588,32 @@ func TestNewRejectsBadInput(t *testing.T) {
 		t.Fatal("New accepted an invalid config")
 	}
 }
+
+// TestSendQueueByteBudget: a peer's queue refuses a batch that would take it
+// past SendQueueBytes, long before SendQueueSize batches, except when it is
+// empty; a refused batch leaves the budget as it was.
+func TestSendQueueByteBudget(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.SendQueueSize = 1000
+	cfg.SendQueueBytes = 1 << 20
+	w := &peerWriter{t: &Transport{cfg: cfg}, queue: make(chan queuedBatch, cfg.SendQueueSize)}
+	b := &wire.Batch{}
+	if !w.enqueue(b, 4<<20) {
+		t.Fatal("an empty queue refused a batch larger than the budget")
+	}
+	if w.enqueue(b, 1) {
+		t.Fatal("a queue past its budget took another batch")
+	}
+	<-w.queue
+	w.queued.Add(-4 << 20) // what the writer does when it takes a batch
+	n := 0
+	for w.enqueue(b, 256<<10) {
+		n++
+	}
+	if n != 4 {
+		t.Fatalf("took %d batches of 256 KiB within 1 MiB, want 4", n)
+	}
+	if got := w.queued.Load(); got != 1<<20 {
+		t.Fatalf("queued %d bytes after a refusal, want %d", got, 1<<20)
+	}
+}
