@@ -67,6 +67,10 @@ type channelState struct {
 	// Own StateInfo publication: dirty when it changed since last published.
 	dirty         bool
 	lastPublished time.Time
+
+	// publishMu keeps this peer's Publish calls on the channel in turn; it
+	// is taken before n.mu, never while holding it.
+	publishMu sync.Mutex
 }
 
 func newChannelState(name string, cfg Config) *channelState {
@@ -269,6 +273,7 @@ func (n *Node) emitIf(m *outMsg, key string) {
 // pushes it. Only a peer whose org may publish on ch can; a channel is meant
 // to have one publishing peer at a time (the role Fabric's orderer plays):
 // two peers publishing concurrently would both claim the same number.
+// Concurrent calls on one peer take consecutive numbers.
 func (n *Node) Publish(ctx context.Context, ch string, data []byte) (Block, error) {
 	if err := ctx.Err(); err != nil {
 		return Block{}, err
@@ -277,62 +282,108 @@ func (n *Node) Publish(ctx context.Context, ch string, data []byte) (Block, erro
 		return Block{}, fmt.Errorf("%w: %d bytes, MaxBlockBytes %d", ErrBlockTooLarge, len(data), n.cfg.MaxBlockBytes)
 	}
 	n.mu.Lock()
-	if n.closed {
+	cs, err := n.publishableLocked(ch)
+	n.mu.Unlock()
+	if err != nil {
+		return Block{}, err
+	}
+	// The block is hashed and signed outside n.mu, which every handler of
+	// this peer takes: for a block of megabytes that is milliseconds of CPU.
+	// publishMu keeps this peer's publications of ch in turn; the number and
+	// previous hash read before signing are checked again when the block is
+	// added, and a block of another publisher that took the number in
+	// between means signing again.
+	cs.publishMu.Lock()
+	defer cs.publishMu.Unlock()
+	dh := sha256.Sum256(data)
+	for {
+		n.mu.Lock()
+		err := n.stillPublishableLocked(ch, cs)
+		num, prev := cs.ledger.height, cs.ledger.lastHash
 		n.mu.Unlock()
-		return Block{}, ErrClosed
+		if err != nil {
+			return Block{}, err
+		}
+		msg := &wire.Block{
+			Channel:              ch,
+			Number:               num,
+			PreviousHash:         prev,
+			DataHash:             dh[:],
+			Data:                 data,
+			Publisher:            []byte(n.self),
+			PublisherCertificate: n.cert,
+			PublishedAt:          n.now().UnixNano(),
+		}
+		env, err := transport.Sign(n.key, &wire.Message{Content: &wire.Message_Block{Block: msg}})
+		if err != nil {
+			return Block{}, fmt.Errorf("node: signing block: %w", err)
+		}
+		b := &block{env: env, msg: msg, hash: BlockHash(msg), size: envSize(env)}
+
+		n.mu.Lock()
+		if err := n.stillPublishableLocked(ch, cs); err != nil {
+			n.mu.Unlock()
+			return Block{}, err
+		}
+		if cs.ledger.height != num {
+			n.mu.Unlock()
+			if err := ctx.Err(); err != nil {
+				return Block{}, err
+			}
+			continue
+		}
+		ready, _ := cs.ledger.add(b)
+		// Persist before anything leaves this peer: a block that is not
+		// durable here is never sent, so a restart cannot sign another block
+		// with its number after the first went out.
+		if err := n.deliverLocked(cs, ready); err != nil {
+			delete(cs.ledger.blocks, msg.Number)
+			n.mu.Unlock()
+			return Block{}, fmt.Errorf("node: storing block %d of %q: %w", msg.Number, ch, err)
+		}
+		pb := publicBlock(b)
+		n.tracer.BlockAccepted(pb, n.self, ViaPublish)
+		n.mu.Unlock()
+		n.emit(outMsg{
+			Kind:           routing.KindBlock,
+			Channel:        ch,
+			Origin:         n.self,
+			OriginOrg:      n.org,
+			OriginExternal: n.external,
+			CrossOrg:       n.external,
+			Payload:        env,
+		}, "")
+		return pb, nil
+	}
+}
+
+// publishableLocked returns the state of channel ch if this peer may publish
+// on it now: open, joined and not left, and its org a publisher of ch.
+func (n *Node) publishableLocked(ch string) (*channelState, error) {
+	if n.closed {
+		return nil, ErrClosed
 	}
 	cs, err := n.channelLocked(ch)
 	if err != nil {
-		n.mu.Unlock()
-		return Block{}, err
+		return nil, err
 	}
 	if !cs.joined || cs.left {
-		n.mu.Unlock()
-		return Block{}, fmt.Errorf("%w: %q", ErrNotJoined, ch)
+		return nil, fmt.Errorf("%w: %q", ErrNotJoined, ch)
 	}
 	if !n.network().MayPublish(n.org, ch) {
-		n.mu.Unlock()
-		return Block{}, fmt.Errorf("%w: org %s, channel %q", ErrMayNotPublish, n.org, ch)
+		return nil, fmt.Errorf("%w: org %s, channel %q", ErrMayNotPublish, n.org, ch)
 	}
-	dh := sha256.Sum256(data)
-	msg := &wire.Block{
-		Channel:              ch,
-		Number:               cs.ledger.height,
-		PreviousHash:         cs.ledger.lastHash,
-		DataHash:             dh[:],
-		Data:                 data,
-		Publisher:            []byte(n.self),
-		PublisherCertificate: n.cert,
-		PublishedAt:          n.now().UnixNano(),
+	return cs, nil
+}
+
+// stillPublishableLocked is publishableLocked for a Publish under way on cs,
+// which the channel may have lost to a network config update meanwhile.
+func (n *Node) stillPublishableLocked(ch string, cs *channelState) error {
+	got, err := n.publishableLocked(ch)
+	if err == nil && got != cs {
+		err = fmt.Errorf("%w: org %s, channel %q", ErrNotMember, n.org, ch)
 	}
-	env, err := transport.Sign(n.key, &wire.Message{Content: &wire.Message_Block{Block: msg}})
-	if err != nil {
-		n.mu.Unlock()
-		return Block{}, fmt.Errorf("node: signing block: %w", err)
-	}
-	b := &block{env: env, msg: msg, hash: BlockHash(msg), size: envSize(env)}
-	ready, _ := cs.ledger.add(b)
-	// Persist before anything leaves this peer: a block that is not durable
-	// here is never sent, so a restart cannot sign another block with its
-	// number after the first went out.
-	if err := n.deliverLocked(cs, ready); err != nil {
-		delete(cs.ledger.blocks, msg.Number)
-		n.mu.Unlock()
-		return Block{}, fmt.Errorf("node: storing block %d of %q: %w", msg.Number, ch, err)
-	}
-	pb := publicBlock(b)
-	n.tracer.BlockAccepted(pb, n.self, ViaPublish)
-	n.mu.Unlock()
-	n.emit(outMsg{
-		Kind:           routing.KindBlock,
-		Channel:        ch,
-		Origin:         n.self,
-		OriginOrg:      n.org,
-		OriginExternal: n.external,
-		CrossOrg:       n.external,
-		Payload:        env,
-	}, "")
-	return pb, nil
+	return err
 }
 
 // Height returns the ledger height of channel ch: the next block number it

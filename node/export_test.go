@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"sync"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/fabgossip/fabgossip/transport/wire"
@@ -30,4 +31,11 @@ func (n *Node) TamperFetch(tamper func(*wire.Envelope) *wire.Envelope) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.fetchTamper = tamper
+}
+
+// WrapKey makes n sign everything from now on with wrap(its key).
+func (n *Node) WrapKey(wrap func(crypto.PrivKey) crypto.PrivKey) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.key = wrap(n.key)
 }

@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"errors"
 	"time"
+	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fabgossip/fabgossip/node/identity"
@@ -51,6 +53,16 @@ func (n *Node) handlePush(from peer.ID, b *wire.Batch) {
 // peer that served it, which pull uses to skip that peer for a while.
 func (n *Node) handleEnvelope(from peer.ID, env *wire.Envelope, via Path) bool {
 	n.tracer.Received(from, env)
+	// A block is deduplicated on its channel and number, read without
+	// decoding it: a copy this peer already holds (most pushed copies are)
+	// or does not take is refused before its data, up to MaxBlockBytes, is
+	// copied out of the frame.
+	if ch, num, ok := peekBlock(env.GetPayload()); ok {
+		if _, ok := n.admitBlock(from, ch, num); !ok {
+			n.metrics.received.WithLabelValues("block").Inc()
+			return true
+		}
+	}
 	var m wire.Message
 	if err := proto.Unmarshal(env.GetPayload(), &m); err != nil {
 		n.drop("unknown", reasonMalformed, from)
@@ -95,6 +107,85 @@ func (n *Node) senderAllowedLocked(from peer.ID, ch string) (string, bool) {
 	return "", true
 }
 
+// admitBlock is the cheap step run before any signature check on block num
+// of channel ch from from: the channel is joined here, the block is neither
+// delivered, held nor too far ahead, and from may send it. A refusal is
+// counted; otherwise it returns the channel's state.
+func (n *Node) admitBlock(from peer.ID, ch string, num uint64) (*channelState, bool) {
+	const kind = "block"
+	n.mu.Lock()
+	cs := n.channels[ch]
+	if cs == nil || !cs.joined || cs.left {
+		n.mu.Unlock()
+		n.drop(kind, reasonNotInChannel, from)
+		return nil, false
+	}
+	if err := cs.ledger.check(num); err != nil {
+		n.mu.Unlock()
+		if errors.Is(err, errDuplicate) {
+			n.metrics.duplicates.WithLabelValues(kind).Inc()
+		} else {
+			n.drop(kind, reasonTooFarAhead, from)
+		}
+		return nil, false
+	}
+	if reason, ok := n.senderAllowedLocked(from, ch); !ok {
+		n.mu.Unlock()
+		n.drop(kind, reason, from)
+		return nil, false
+	}
+	n.mu.Unlock()
+	return cs, true
+}
+
+// peekBlock reads the channel and number of the block a Message payload
+// carries, without decoding or copying the rest of it. It reports false
+// unless the payload is exactly one block field whose channel (valid UTF-8)
+// and number each appear at most once, as every encoder writes them, so that
+// what it reads is what proto.Unmarshal would; anything else is left to the
+// full decode.
+func peekBlock(payload []byte) (ch string, num uint64, ok bool) {
+	f, typ, n := protowire.ConsumeTag(payload)
+	if n < 0 || f != 1 || typ != protowire.BytesType { // Message.block
+		return "", 0, false
+	}
+	b, m := protowire.ConsumeBytes(payload[n:])
+	if m < 0 || n+m != len(payload) {
+		return "", 0, false
+	}
+	var seenCh, seenNum bool
+	for len(b) > 0 {
+		f, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return "", 0, false
+		}
+		b = b[n:]
+		switch {
+		case f == 1 && typ == protowire.BytesType: // Block.channel
+			v, m := protowire.ConsumeBytes(b)
+			if m < 0 || seenCh || !utf8.Valid(v) {
+				return "", 0, false
+			}
+			ch, seenCh, b = string(v), true, b[m:]
+		case f == 2 && typ == protowire.VarintType: // Block.number
+			v, m := protowire.ConsumeVarint(b)
+			if m < 0 || seenNum {
+				return "", 0, false
+			}
+			num, seenNum, b = v, true, b[m:]
+		case f == 1 || f == 2:
+			return "", 0, false
+		default:
+			m := protowire.ConsumeFieldValue(f, typ, b)
+			if m < 0 {
+				return "", 0, false
+			}
+			b = b[m:]
+		}
+	}
+	return ch, num, true
+}
+
 // handleBlock checks and applies a block. It returns false only for a block
 // that failed an integrity check; duplicates and blocks this peer does not
 // take (not its channel, too far ahead, an unknown sender) are not evidence
@@ -102,28 +193,10 @@ func (n *Node) senderAllowedLocked(from peer.ID, ch string) (string, bool) {
 func (n *Node) handleBlock(from peer.ID, env *wire.Envelope, msg *wire.Block, via Path) bool {
 	const kind = "block"
 	ch := msg.GetChannel()
-	n.mu.Lock()
-	cs := n.channels[ch]
-	if cs == nil || !cs.joined || cs.left {
-		n.mu.Unlock()
-		n.drop(kind, reasonNotInChannel, from)
+	cs, ok := n.admitBlock(from, ch, msg.GetNumber())
+	if !ok {
 		return true
 	}
-	if err := cs.ledger.check(msg.GetNumber()); err != nil {
-		n.mu.Unlock()
-		if errors.Is(err, errDuplicate) {
-			n.metrics.duplicates.WithLabelValues(kind).Inc()
-		} else {
-			n.drop(kind, reasonTooFarAhead, from)
-		}
-		return true
-	}
-	if reason, ok := n.senderAllowedLocked(from, ch); !ok {
-		n.mu.Unlock()
-		n.drop(kind, reason, from)
-		return true
-	}
-	n.mu.Unlock()
 
 	publisher, err := peer.IDFromBytes(msg.GetPublisher())
 	if err != nil {
@@ -415,14 +488,13 @@ func (n *Node) updatePeerGaugeLocked() {
 	}
 }
 
-// signedBy reports whether env carries a valid signature by p's key.
+// signedBy reports whether env carries a valid signature by p's key, over
+// its payload and, if it has one, its Secret. It does not decode the
+// payload: the caller already has, and for a block that decode is a copy of
+// its data.
 func signedBy(env *wire.Envelope, p peer.ID) bool {
 	pub, err := transport.PublicKey(p)
-	if err != nil {
-		return false
-	}
-	_, err = transport.Open(env, pub)
-	return err == nil
+	return err == nil && transport.Verify(env, pub) == nil
 }
 
 // envSize is the encoded size of an envelope, its weight in the emitter's

@@ -63,13 +63,8 @@ func signPayload(key crypto.PrivKey, m proto.Message) (payload, sig []byte, err 
 // decide whether pub is the right originator: the caller derives pub from
 // the originator the message claims (see PublicKey).
 func Open(env *wire.Envelope, pub crypto.PubKey) (*wire.Message, error) {
-	if err := verify(env.GetPayload(), env.GetSignature(), pub); err != nil {
-		return nil, fmt.Errorf("open envelope: %w", err)
-	}
-	if se := env.GetSecret(); se != nil {
-		if err := verify(se.GetPayload(), se.GetSignature(), pub); err != nil {
-			return nil, fmt.Errorf("open envelope secret: %w", err)
-		}
+	if err := Verify(env, pub); err != nil {
+		return nil, err
 	}
 	var m wire.Message
 	if err := proto.Unmarshal(env.GetPayload(), &m); err != nil {
@@ -79,6 +74,21 @@ func Open(env *wire.Envelope, pub crypto.PubKey) (*wire.Message, error) {
 		return nil, fmt.Errorf("open envelope: %w: message has no content", ErrMalformedEnvelope)
 	}
 	return &m, nil
+}
+
+// Verify is Open without the decode: it checks env's signature over its
+// payload and, when env carries a Secret, the secret's, both against pub.
+// For a caller that has decoded the payload already, or does not need it.
+func Verify(env *wire.Envelope, pub crypto.PubKey) error {
+	if err := verify(env.GetPayload(), env.GetSignature(), pub); err != nil {
+		return fmt.Errorf("open envelope: %w", err)
+	}
+	if se := env.GetSecret(); se != nil {
+		if err := verify(se.GetPayload(), se.GetSignature(), pub); err != nil {
+			return fmt.Errorf("open envelope secret: %w", err)
+		}
+	}
+	return nil
 }
 
 // OpenSecret verifies and decodes env's Secret against pub. It returns
