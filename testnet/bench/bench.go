@@ -433,6 +433,7 @@ func runOne(ctx context.Context, o Options, l *layout, sys string, size int, see
 		res.Error = err.Error()
 		return res
 	}
+	w.pubOnlyDur, w.pubOnlyCPU = time.Since(pub0), cpuTime()-cpu0
 	// Settle: until every member has every block, or 10 s after the last
 	// publish (cov_final's deadline), whichever is first.
 	deadline := time.Now().Add(o.Settle)

@@ -78,8 +78,10 @@ type Result struct {
 	CPUSeconds         float64 `json:"cpu_s"`
 	CPUSPerDeliveredMB float64 `json:"cpu_s_per_delivered_mb"`
 	PeakHeapMB         float64 `json:"peak_heap_mb"`
-	// CPUUtilisation is this process's CPU time over the publish window's
-	// wall time × cores; CPUBound flags it above 70%.
+	// CPUUtilisation is this process's CPU time from the first publish to
+	// the last over that wall time × cores (the settle wait after the last
+	// publish left out, so stragglers' quiet tail does not dilute it);
+	// CPUBound flags it above 70%.
 	CPUUtilisation float64 `json:"cpu_utilisation"`
 	CPUBound       bool    `json:"cpu_bound"`
 	// LoadAvg is the machine's 1-minute load average at the start and the
