@@ -19,6 +19,7 @@ import (
 
 	"github.com/fabgossip/fabgossip/node"
 	"github.com/fabgossip/fabgossip/node/discovery"
+	"github.com/fabgossip/fabgossip/node/identity"
 	"github.com/fabgossip/fabgossip/node/p2phost"
 	"github.com/fabgossip/fabgossip/node/store"
 )
@@ -159,21 +160,10 @@ type Error struct {
 	Msg   string
 }
 
-// Error formats as "file:line: field: msg", leaving out what is unknown.
+// Error formats as "file:line: field: msg", leaving out what is unknown,
+// as the network config's errors do.
 func (e *Error) Error() string {
-	var b strings.Builder
-	if e.File != "" {
-		b.WriteString(e.File)
-		if e.Line > 0 {
-			fmt.Fprintf(&b, ":%d", e.Line)
-		}
-		b.WriteString(": ")
-	}
-	if e.Field != "" {
-		b.WriteString(e.Field + ": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
+	return (&identity.ConfigError{File: e.File, Line: e.Line, Field: e.Field, Msg: e.Msg}).Error()
 }
 
 // Load reads, parses and validates the peer config file at path.
