@@ -218,3 +218,18 @@ func testKey(t testing.TB, seed byte) crypto.PrivKey {
 	}
 	return k
 }
+
+// waitCounts polls the tracer's counts of pid until ok holds, and returns
+// them: a sender counts a frame after its write returns, which may be after
+// the receiver has already handled it.
+func (r *recorder) waitCounts(t testing.TB, pid protocol.ID, ok func(Counts) bool) Counts {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for {
+		c := r.Counts(pid)
+		if ok(c) || time.Now().After(deadline) {
+			return c
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

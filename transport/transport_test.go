@@ -83,7 +83,8 @@ func TestRoundTrip(t *testing.T) {
 			}
 
 			// Both tracers saw every frame, and nothing went wrong.
-			sent, rcvd := ra.Counts(ProtocolPush), rb.Counts(ProtocolPush)
+			sent := ra.waitCounts(t, ProtocolPush, func(c Counts) bool { return c.FramesSent == n })
+			rcvd := rb.Counts(ProtocolPush)
 			if sent.FramesSent != n || rcvd.FramesReceived != n || sent.BytesSent != rcvd.BytesReceived {
 				t.Fatalf("push counts: sender %+v, receiver %+v", sent, rcvd)
 			}
@@ -381,7 +382,7 @@ func TestOversizedSendRefused(t *testing.T) {
 	if r := recv(t, got, "batch at the cap"); !proto.Equal(r.b, exact) {
 		t.Fatal("batch at the cap differs")
 	}
-	if c := rec.Counts(ProtocolPush); c.FramesSent != 1 {
+	if c := rec.waitCounts(t, ProtocolPush, func(c Counts) bool { return c.FramesSent == 1 }); c.FramesSent != 1 {
 		t.Fatalf("frames sent %d, want 1", c.FramesSent)
 	}
 }
