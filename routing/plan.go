@@ -25,11 +25,15 @@ const (
 // alive messages of our org that are org-only or whose origin is not external, share the own-org
 // sample. A foreign alive or StateInfo is always routed per message, even when org-only, because it
 // must never reach a non-external peer, which the shared own-org sample does not respect.
-func classify[P any](m *Message[P], self *Member) rule {
+func classify[P any](m *Message[P], v *View) rule {
+	self := &v.Self
 	switch m.Kind {
 	case KindBlock:
 		return ruleBlock
 	case KindStateInfo:
+		if !v.OrgInChannel(self.Org, m.Channel) {
+			return ruleDrop // no one may learn it from us (MayLearnStateInfo)
+		}
 		if m.OrgOnly && m.OriginOrg == self.Org {
 			return ruleOrg
 		}
@@ -55,11 +59,11 @@ func Plan[P any](cfg Config, batch []Message[P], v View, rng *rand.Rand) []Send[
 	if len(batch) == 0 {
 		return nil
 	}
-	p := newPlanner(cfg, batch, v.Members, v.Self, v.ChannelOrgs, rng)
+	p := newPlanner(cfg, batch, &v, rng)
 	idx := make([]int32, 2*len(batch))
 	blocks, org := idx[:0:len(batch)], idx[len(batch):len(batch)]
 	for i := range batch {
-		switch classify(&batch[i], &v.Self) {
+		switch classify(&batch[i], &v) {
 		case ruleBlock:
 			blocks = append(blocks, int32(i))
 		case ruleOrg:
@@ -77,6 +81,7 @@ func Plan[P any](cfg Config, batch []Message[P], v View, rng *rand.Rand) []Send[
 type planner[P any] struct {
 	cfg     Config
 	batch   []Message[P]
+	view    *View // the audience predicates are asked of it
 	members []Member
 	self    Member
 	orgs    map[string][]string // the view's ChannelOrgs
@@ -103,11 +108,11 @@ func (a pair) msg() int32            { return int32(uint32(a)) }
 // run is the range of sorted pairs that go to one member.
 type run struct{ start, end int32 }
 
-func newPlanner[P any](cfg Config, batch []Message[P], members []Member, self Member, orgs map[string][]string, rng *rand.Rand) planner[P] {
-	p := planner[P]{cfg: cfg, batch: batch, members: members, self: self, orgs: orgs, rng: rng}
+func newPlanner[P any](cfg Config, batch []Message[P], v *View, rng *rand.Rand) planner[P] {
+	p := planner[P]{cfg: cfg, batch: batch, view: v, members: v.Members, self: v.Self, orgs: v.ChannelOrgs, rng: rng}
 	// No pass over the members beyond numbering them: every check, even the org, is made by draw
 	// on the candidates it visits, which for k of a few peers is far fewer than all of them.
-	p.every = make([]int32, len(members))
+	p.every = make([]int32, len(v.Members))
 	for i := range p.every {
 		p.every[i] = int32(i)
 	}
@@ -122,11 +127,12 @@ func newPlanner[P any](cfg Config, batch []Message[P], members []Member, self Me
 // ownOrg admits the members of our org.
 func (p *planner[P]) ownOrg(m *Member) bool { return m.Org == p.self.Org }
 
-// crossable says whether m may receive anything from us at all: a peer of our own org always; a
-// peer of another org only if both it and we are external, since non-external peers never talk to
-// other orgs (DESIGN.md, "external peer").
-func (p *planner[P]) crossable(m *Member) bool {
-	return m.Org == p.self.Org || (p.self.External && m.External)
+// crossable says whether m may receive anything from us at all ([View.MayTalk]).
+func (p *planner[P]) crossable(m *Member) bool { return p.view.MayTalk(m) }
+
+// subject is the member a StateInfo or alive message is about, as the audience predicates see it.
+func subject[P any](msg *Message[P]) Member {
+	return Member{ID: msg.Origin, Org: msg.OriginOrg, External: msg.OriginExternal, Alive: true}
 }
 
 // blocks routes all blocks of the batch, one channel at a time in first-seen order (rules 1 and 2).
@@ -153,7 +159,7 @@ func (p *planner[P]) blocks(group []int32) {
 func (p *planner[P]) channelBlocks(ch string, group []int32) {
 	orgs := p.orgs[ch]
 	if slices.Contains(orgs, p.self.Org) {
-		p.shared(p.cfg.PropagatePeerNum, func(m *Member) bool { return m.Org == p.self.Org && m.Channels[ch] }, group)
+		p.shared(p.cfg.PropagatePeerNum, func(m *Member) bool { return m.Org == p.self.Org && p.view.BlockPeer(m, ch) }, group)
 	}
 	if !p.self.External || p.cfg.CrossOrgPeerNum <= 0 {
 		return
@@ -174,7 +180,7 @@ func (p *planner[P]) channelBlocks(ch string, group []int32) {
 			continue
 		}
 		p.shared(p.cfg.CrossOrgPeerNum, func(m *Member) bool {
-			return m.Org == org && m.External && m.Channels[ch]
+			return m.Org == org && p.view.BlockPeer(m, ch)
 		}, cross)
 	}
 }
@@ -183,22 +189,17 @@ func (p *planner[P]) channelBlocks(ch string, group []int32) {
 // any peer of an org in the channel that we may talk to.
 func (p *planner[P]) stateInfo(i int32) {
 	msg := &p.batch[i]
-	orgs := p.orgs[msg.Channel]
+	about := subject(msg)
 	switch {
 	case msg.OriginOrg != p.self.Org:
 		// A foreign peer's StateInfo, relayed: like a foreign alive, only to
 		// external peers (the only ones that know foreign peers) of our org or
 		// of its origin's, never to a third org.
 		p.one(i, func(m *Member) bool {
-			return m.External && (m.Org == p.self.Org || (m.Org == msg.OriginOrg && !msg.OrgOnly)) &&
-				slices.Contains(orgs, m.Org) && p.crossable(m)
+			return (m.Org == p.self.Org || !msg.OrgOnly) && p.view.MayLearnStateInfo(m, &about, msg.Channel)
 		})
-	case !msg.OriginExternal:
-		p.one(i, p.ownOrg)
 	default:
-		p.one(i, func(m *Member) bool {
-			return slices.Contains(orgs, m.Org) && p.crossable(m)
-		})
+		p.one(i, func(m *Member) bool { return p.view.MayLearnStateInfo(m, &about, msg.Channel) })
 	}
 }
 
@@ -208,21 +209,19 @@ func (p *planner[P]) stateInfo(i int32) {
 // goes nowhere.
 func (p *planner[P]) alive(i int32) {
 	msg := &p.batch[i]
-	switch origin, orgOnly := msg.OriginOrg, msg.OrgOnly; {
-	case origin == "":
-	case origin == p.self.Org:
-		p.one(i, p.crossable)
-	default:
-		p.one(i, func(m *Member) bool {
-			return m.External && (m.Org == p.self.Org || (m.Org == origin && !orgOnly)) && p.crossable(m)
-		})
+	if msg.OriginOrg == "" {
+		return
 	}
+	about := subject(msg)
+	p.one(i, func(m *Member) bool {
+		return (m.Org == p.self.Org || !msg.OrgOnly || msg.OriginOrg == p.self.Org) && p.view.MayLearn(m, &about)
+	})
 }
 
 // each calls route for every message of the batch that falls under r, in batch order.
 func (p *planner[P]) each(r rule, route func(i int32)) {
 	for i := range p.batch {
-		if classify(&p.batch[i], &p.self) == r {
+		if classify(&p.batch[i], p.view) == r {
 			route(int32(i))
 		}
 	}

@@ -113,7 +113,15 @@ func oracle(cfg Config, v View, msg Message[int]) []part {
 		return out
 	}
 	me := v.Self
-	mayTalk := func(m Member) bool { return m.Org == me.Org || (me.External && m.External) }
+	shares := func(a, b string) bool {
+		for _, ch := range propChannels {
+			if inChannel(a, ch) && inChannel(b, ch) {
+				return true
+			}
+		}
+		return false
+	}
+	mayTalk := func(m Member) bool { return m.Org == me.Org || (me.External && m.External && shares(me.Org, m.Org)) }
 	known := msg.Kind == KindBlock || msg.Kind == KindStateInfo || msg.Kind == KindAlive
 	orgRestricted := (msg.Kind == KindStateInfo && msg.OrgOnly && msg.OriginOrg == me.Org) ||
 		(msg.Kind == KindAlive && msg.OriginOrg == me.Org && (msg.OrgOnly || !msg.OriginExternal))
@@ -125,7 +133,7 @@ func oracle(cfg Config, v View, msg Message[int]) []part {
 		parts := []part{{who(func(m Member) bool {
 			return m.Org == me.Org && inChannel(me.Org, msg.Channel) && m.Channels[msg.Channel]
 		}), cfg.PropagatePeerNum}}
-		if msg.CrossOrg && !msg.OrgOnly && me.External {
+		if msg.CrossOrg && !msg.OrgOnly && me.External && inChannel(me.Org, msg.Channel) {
 			for _, org := range propOrgs {
 				if org != me.Org && inChannel(org, msg.Channel) {
 					parts = append(parts, part{who(func(m Member) bool {
@@ -135,14 +143,16 @@ func oracle(cfg Config, v View, msg Message[int]) []part {
 			}
 		}
 		return parts
+	case msg.Kind == KindStateInfo && !inChannel(me.Org, msg.Channel):
+		return nil // we hold no StateInfo of a channel our org is not in, and tell no one of one
 	case orgRestricted:
 		return []part{{who(func(m Member) bool { return m.Org == me.Org }), cfg.PropagatePeerNum}}
 	case msg.Kind == KindStateInfo && msg.OriginOrg != me.Org:
 		return []part{{who(func(m Member) bool {
-			return m.External && (m.Org == me.Org || (m.Org == msg.OriginOrg && !msg.OrgOnly)) && inChannel(m.Org, msg.Channel) && mayTalk(m)
+			return m.External && (m.Org == me.Org || (m.Org == msg.OriginOrg && !msg.OrgOnly && msg.OriginExternal)) && inChannel(m.Org, msg.Channel) && mayTalk(m)
 		}), cfg.PropagatePeerNum}}
 	case msg.Kind == KindStateInfo && !msg.OriginExternal:
-		return []part{{who(func(m Member) bool { return m.Org == me.Org }), cfg.PropagatePeerNum}}
+		return []part{{who(func(m Member) bool { return m.Org == me.Org && inChannel(me.Org, msg.Channel) }), cfg.PropagatePeerNum}}
 	case msg.Kind == KindStateInfo:
 		return []part{{who(func(m Member) bool { return inChannel(m.Org, msg.Channel) && mayTalk(m) }), cfg.PropagatePeerNum}}
 	case msg.OriginOrg == "":
@@ -151,7 +161,7 @@ func oracle(cfg Config, v View, msg Message[int]) []part {
 		return []part{{who(mayTalk), cfg.PropagatePeerNum}}
 	default: // foreign alive
 		return []part{{who(func(m Member) bool {
-			return m.External && (m.Org == me.Org || (m.Org == msg.OriginOrg && !msg.OrgOnly)) && mayTalk(m)
+			return m.External && (m.Org == me.Org || (m.Org == msg.OriginOrg && !msg.OrgOnly && msg.OriginExternal)) && mayTalk(m)
 		}), cfg.PropagatePeerNum}}
 	}
 }
@@ -302,7 +312,7 @@ func checkSharedSamples(t *rapid.T, cfg Config, v View, batch []Message[int], go
 				sendable(func(m Member) bool { return m.Org == me.Org && m.Channels[ch] })})
 		}
 		for _, org := range v.ChannelOrgs[ch] {
-			if org != me.Org && me.External {
+			if org != me.Org && me.External && slices.Contains(v.ChannelOrgs[ch], me.Org) {
 				groups = append(groups, group{"cross-org blocks of " + ch + " to " + org, cfg.CrossOrgPeerNum, cross,
 					sendable(func(m Member) bool { return m.Org == org && m.External && m.Channels[ch] })})
 			}
