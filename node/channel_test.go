@@ -255,17 +255,9 @@ func TestLeave(t *testing.T) {
 // TestLoss: with 20% of push frames dropped at every receiver, every
 // eligible peer still delivers every block, through pull.
 func TestLoss(t *testing.T) {
-	c, err := testnet.NewCluster(oneOrg(8), testnet.Options{Seed: 6})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	for _, p := range c.Peers {
-		p.DropInboundPush(0.2, uint64(p.Index))
-	}
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	c := startCluster(t, oneOrg(8), testnet.Options{Seed: 6, NodeOptions: func(p *testnet.Peer) []node.Option {
+		return []node.Option{node.WithInboundPushLoss(0.2, uint64(p.Index))}
+	}})
 	subs := joinAll(t, c, "ch")
 	pub := c.Peers[0]
 	waitFor(t, "channel converged", func() bool { return len(pub.ChannelPeers("ch")) == 7 })

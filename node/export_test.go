@@ -1,41 +1,82 @@
 package node
 
 import (
+	"context"
 	"math/rand/v2"
 	"sync"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/fabgossip/fabgossip/transport"
 	"github.com/fabgossip/fabgossip/transport/wire"
 )
+
+// Test seams. Faults are injected by wrapping the node's Network and
+// Handlers, never by hooks in the node itself.
 
 // InjectEnvelope hands env to n as if from had pushed it.
 func (n *Node) InjectEnvelope(from peer.ID, env *wire.Envelope) { n.handleEnvelope(from, env, ViaPush) }
 
-// DropInboundPush makes n discard each received push frame with probability
-// rate, decided by a seeded RNG.
-func (n *Node) DropInboundPush(rate float64, seed uint64) {
-	var mu sync.Mutex
-	rng := rand.New(rand.NewPCG(seed, seed))
-	n.pushLoss = func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return rng.Float64() < rate
+// WithNetworkWrap builds the node's network as usual and lets wrap change
+// its inbound handlers and its outbound network.
+func WithNetworkWrap(wrapHandlers func(Handlers) Handlers, wrapNetwork func(Network) Network) Option {
+	return func(o *options) {
+		build := o.network
+		o.network = func(h host.Host, cfg transport.Config, hs Handlers, opts ...transport.Option) (Network, error) {
+			if wrapHandlers != nil {
+				hs = wrapHandlers(hs)
+			}
+			nw, err := build(h, cfg, hs, opts...)
+			if err != nil || wrapNetwork == nil {
+				return nw, err
+			}
+			return wrapNetwork(nw), nil
+		}
 	}
 }
 
-// TamperFetch makes n serve, in answer to fetch requests, what tamper makes of
-// each block envelope: a byzantine responder.
-func (n *Node) TamperFetch(tamper func(*wire.Envelope) *wire.Envelope) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.fetchTamper = tamper
+// WithInboundPushLoss makes the node discard each received push frame with
+// probability rate, decided by a seeded RNG.
+func WithInboundPushLoss(rate float64, seed uint64) Option {
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(seed, seed))
+	return WithNetworkWrap(func(hs Handlers) Handlers {
+		push := hs.Push
+		hs.Push = func(from peer.ID, b *wire.Batch) {
+			mu.Lock()
+			lost := rng.Float64() < rate
+			mu.Unlock()
+			if !lost {
+				push(from, b)
+			}
+		}
+		return hs
+	}, nil)
+}
+
+// WithFetchTamper makes the node serve, in answer to fetch requests, what
+// tamper makes of each block envelope: a byzantine responder. tamper may
+// return env unchanged.
+func WithFetchTamper(tamper func(*wire.Envelope) *wire.Envelope) Option {
+	return WithNetworkWrap(func(hs Handlers) Handlers {
+		pull := hs.Pull
+		hs.Pull = func(ctx context.Context, from peer.ID, req *wire.PullRequest) (*wire.PullResponse, error) {
+			resp, err := pull(ctx, from, req)
+			if f := resp.GetFetch(); f != nil {
+				for i, env := range f.Blocks {
+					f.Blocks[i] = tamper(env)
+				}
+			}
+			return resp, err
+		}
+		return hs
+	}, nil)
 }
 
 // WrapKey makes n sign everything from now on with wrap(its key).
 func (n *Node) WrapKey(wrap func(crypto.PrivKey) crypto.PrivKey) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.key = wrap(n.key)
+	k := wrap(n.signingKey())
+	n.key.Store(&k)
 }

@@ -8,9 +8,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	ma "github.com/multiformats/go-multiaddr"
 	"github.com/multiformats/go-multistream"
 	"google.golang.org/protobuf/proto"
 
@@ -126,16 +124,10 @@ func (n *Node) handshake(ctx context.Context, p peer.ID) {
 	// Learn at once which channels the new peer joined (and its heights),
 	// rather than at the next RequestStateInfoInterval: a restarted peer
 	// becomes eligible, and starts pulling, within one round trip.
-	n.mu.Lock()
-	var chans []string
-	for _, ch := range n.joinedLocked() {
+	for _, ch := range n.joined() {
 		if n.network().OrgInChannel(m.org, ch) {
-			chans = append(chans, ch)
+			n.requestStateInfoFrom(ctx, p, ch)
 		}
-	}
-	n.mu.Unlock()
-	for _, ch := range chans {
-		n.requestStateInfoFrom(ctx, p, ch)
 	}
 }
 
@@ -157,7 +149,7 @@ func (n *Node) checkHello(p peer.ID, h *wire.Hello) (*member, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !n.mayTalk(m.org, m.external) {
+	if !n.mayKnow(m) {
 		return nil, errRefused
 	}
 	return m, nil
@@ -229,84 +221,9 @@ func (n *Node) handleHello(_ context.Context, from peer.ID, req *wire.Hello) (*w
 // helloEnvelope is this peer's latest alive without its Secret: neither side
 // of a hello knows the other's org yet.
 func (n *Node) helloEnvelope() (*wire.Envelope, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.ownAlive == nil {
-		if _, err := n.signAliveLocked(); err != nil {
-			return nil, err
-		}
-	}
-	return transport.StripSecret(n.ownAlive), nil
-}
-
-func (n *Node) isLive(p peer.ID) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.members.live(p)
-}
-
-// signAliveLocked signs a new alive (next sequence) and keeps it as ownAlive.
-func (n *Node) signAliveLocked() (*wire.Envelope, error) {
-	n.seq++
-	a := &wire.Alive{
-		Certificate: n.cert,
-		External:    n.external,
-		Incarnation: n.inc,
-		Sequence:    n.seq,
-	}
-	addrs := n.host.Addrs()
-	if n.external {
-		for _, addr := range addrs {
-			a.Addrs = append(a.Addrs, addr.Bytes())
-		}
-	}
-	env, err := transport.Sign(n.key, &wire.Message{Content: &wire.Message_Alive{Alive: a}})
+	own, err := n.currentAlive()
 	if err != nil {
-		n.log.Error("signing alive", "err", err)
 		return nil, err
 	}
-	secret := &wire.Secret{}
-	for _, addr := range addrs {
-		secret.InternalAddrs = append(secret.InternalAddrs, addr.Bytes())
-	}
-	if env.Secret, err = transport.SignSecret(n.key, secret); err != nil {
-		return nil, err
-	}
-	n.ownAlive = env
-	return env, nil
-}
-
-// learnAddrs puts a member's addresses in the peerstore (internal ones only
-// for a member of this org) and dials it if not connected, so that the
-// handshake is done before the first push.
-func (n *Node) learnAddrs(m *member) {
-	var addrs []ma.Multiaddr
-	if m.org == n.org {
-		addrs = append(addrs, m.internal...)
-	}
-	addrs = append(addrs, m.addrs...)
-	if len(addrs) > 0 {
-		n.host.Peerstore().AddAddrs(m.id, addrs, peerstore.RecentlyConnectedAddrTTL)
-	}
-	if n.host.Network().Connectedness(m.id) != network.Connected {
-		n.enqueueHello(m.id)
-	}
-}
-
-// syncMembership asks p for the members it may disclose to this peer and
-// applies them (without forwarding: they are not news).
-func (n *Node) syncMembership(ctx context.Context, p peer.ID) {
-	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
-	defer cancel()
-	resp, err := n.tr.Pull(ctx, p, &wire.PullRequest{Request: &wire.PullRequest_Membership{Membership: &wire.MembershipRequest{}}})
-	if err != nil {
-		return
-	}
-	alives := resp.GetMembership().GetAlive()
-	if len(alives) > maxMembershipResponse {
-		alives = alives[:maxMembershipResponse]
-	}
-	for _, env := range alives {
-		n.handleEnvelope(p, env, ViaPull)
-	}
+	return transport.StripSecret(own), nil
 }

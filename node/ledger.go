@@ -38,21 +38,32 @@ func BlockHash(b *wire.Block) []byte {
 // block is a verified block together with the envelope it travels in.
 type block struct {
 	env  *wire.Envelope
-	msg  *wire.Block
-	hash []byte // BlockHash(msg)
-	size int    // encoded size of env
+	msg  *wire.Block // its byte fields alias env.Payload: the data is held once
+	hash []byte      // BlockHash(msg)
+	size int         // encoded size of env
+	// done, when not nil, learns the outcome of persisting the block: nil
+	// once it is durable and delivered, the store's error otherwise. Publish
+	// waits on it; received blocks have none.
+	done chan error
 }
 
 // ledger is one channel's block state: the height (the next number to
 // deliver), the delivered blocks still inside the pull window, and blocks that
 // arrived ahead of a gap. It is a pure data structure; the node serialises
 // access to it.
+//
+// Between arrival and delivery a block is staged: handed to the channel's
+// persistence writer, which makes it durable and only then commits it. The
+// ledger therefore has two heights: staged (the next number to hand to the
+// writer) and height (the next number to deliver), staged >= height.
 type ledger struct {
-	height   uint64 // the next number to deliver
-	lastHash []byte // BlockHash of block height-1
-	window   uint64 // delivered blocks kept to serve pull
-	maxAhead uint64 // a block numbered height+maxAhead or more is refused
-	blocks   map[uint64]*block
+	height     uint64 // the next number to deliver
+	lastHash   []byte // BlockHash of block height-1
+	staged     uint64 // the next number to stage; blocks below it are staged or delivered
+	stagedHash []byte // BlockHash of block staged-1
+	window     uint64 // delivered blocks kept to serve pull
+	maxAhead   uint64 // a block numbered height+maxAhead or more is refused
+	blocks     map[uint64]*block
 }
 
 func newLedger(window, maxAhead int) *ledger {
@@ -75,18 +86,24 @@ func (l *ledger) check(n uint64) error {
 }
 
 // add stores b (which must have passed check and verification) and returns
-// the blocks now ready for delivery, in order, without delivering them: the
-// node persists them first and then commits. A block whose previous hash does
-// not match the chain is discarded and reported in broken, so the node can
-// count it; the gap it leaves is filled by pull.
+// the blocks now ready to be staged, in order, without staging them. A block
+// whose previous hash does not match the chain is discarded and reported in
+// broken, so the node can count it; the gap it leaves is filled by pull.
 func (l *ledger) add(b *block) (ready []*block, broken []*block) {
 	l.blocks[b.msg.GetNumber()] = b
 	return l.ready()
 }
 
-// ready returns the run of held blocks that continues the delivered chain.
+// restore sets both heights to h, whose last block hashes to last: where a
+// restarted peer's store left off.
+func (l *ledger) restore(h uint64, last []byte) {
+	l.height, l.lastHash = h, last
+	l.staged, l.stagedHash = h, last
+}
+
+// ready returns the run of held blocks that continues the staged chain.
 func (l *ledger) ready() (run []*block, broken []*block) {
-	prev, n := l.lastHash, l.height
+	prev, n := l.stagedHash, l.staged
 	for {
 		next := l.blocks[n]
 		if next == nil {
@@ -104,14 +121,34 @@ func (l *ledger) ready() (run []*block, broken []*block) {
 	return run, broken
 }
 
-// commit delivers run, which ready returned: the height moves past it and
-// blocks that fell out of the window are evicted.
+// stage marks run, which ready returned, as handed to the writer: the next
+// ready starts after it.
+func (l *ledger) stage(run []*block) {
+	if len(run) == 0 {
+		return
+	}
+	l.stagedHash = run[len(run)-1].hash
+	l.staged += uint64(len(run))
+}
+
+// unstage takes back everything staged but not committed, after the writer
+// failed to persist it: the blocks stay held, and the next ready offers them
+// again.
+func (l *ledger) unstage() {
+	l.staged, l.stagedHash = l.height, l.lastHash
+}
+
+// commit delivers run, the oldest staged blocks, now durable: the height
+// moves past it and blocks that fell out of the window are evicted.
 func (l *ledger) commit(run []*block) {
 	if len(run) == 0 {
 		return
 	}
 	l.lastHash = run[len(run)-1].hash
 	l.height += uint64(len(run))
+	if l.staged < l.height { // committed without staging (tests)
+		l.staged, l.stagedHash = l.height, l.lastHash
+	}
 	if l.height > l.window {
 		for n := range l.blocks {
 			if n < l.height-l.window {
@@ -157,27 +194,55 @@ func (l *ledger) missing(remote []*wire.Range, limit int) []uint64 {
 	return slices.Compact(out)
 }
 
-// get returns held blocks named by rs, in request order, stopping at maxCount
-// blocks or before maxBytes of envelopes (but always at least one block when
-// one is held, so a single large block can still travel). A delivered block
-// that fell out of the window is asked of load, when load is not nil.
-func (l *ledger) get(rs []*wire.Range, maxCount, maxBytes int, load func(uint64) *block) []*block {
+// slot is one block a fetch may return: held in memory (b), or delivered
+// and evicted from the window, to be read back from the store (b == nil).
+type slot struct {
+	num uint64
+	b   *block
+}
+
+// slots returns, in request order, the numbers of rs that this ledger holds
+// or has delivered, visiting at most maxVisit numbers. It is the part of
+// serving a fetch that needs the ledger's lock; reading evicted blocks from
+// the store and applying the byte budget happen after it is released.
+func (l *ledger) slots(rs []*wire.Range, maxVisit int, fromStore bool) []slot {
+	var out []slot
+	eachNumber(rs, maxVisit, func(n uint64) bool {
+		switch b := l.blocks[n]; {
+		case b != nil:
+			out = append(out, slot{n, b})
+		case fromStore && n < l.height:
+			out = append(out, slot{n, nil})
+		}
+		return true
+	})
+	return out
+}
+
+// take returns the blocks of slots in order, loading evicted ones with load
+// (which may be nil, or return nil for a block it lacks), stopping at
+// maxCount blocks or before maxBytes of envelopes, but always returning at
+// least one block when one is available, so a single large block still
+// travels.
+func take(slots []slot, maxCount, maxBytes int, load func(uint64) *block) []*block {
 	var out []*block
 	bytes := 0
-	eachNumber(rs, maxCount*4, func(n uint64) bool {
-		b := l.blocks[n]
-		if b == nil && load != nil && n < l.height {
-			b = load(n)
+	for _, s := range slots {
+		b := s.b
+		if b == nil && load != nil {
+			b = load(s.num)
 		}
 		if b == nil {
-			return true
+			continue
 		}
 		if len(out) > 0 && bytes+b.size > maxBytes {
-			return false
+			break
 		}
 		out = append(out, b)
 		bytes += b.size
-		return len(out) < maxCount
-	})
+		if len(out) >= maxCount {
+			break
+		}
+	}
 	return out
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"testing"
@@ -116,13 +117,13 @@ func TestLedgerDigestMissingGet(t *testing.T) {
 	if m := l.missing(remote, 2); !slices.Equal(m, []uint64{3, 4}) {
 		t.Fatalf("missing with limit 2: %v", m)
 	}
-	if g := l.get(remote, 2, 1<<20, nil); !slices.Equal(numbersOf(g), []uint64{0, 1}) {
+	if g := get(l, remote, 2, 1<<20, nil); !slices.Equal(numbersOf(g), []uint64{0, 1}) {
 		t.Fatalf("get count-bounded: %v", numbersOf(g))
 	}
-	if g := l.get(remote, 10, 250, nil); !slices.Equal(numbersOf(g), []uint64{0, 1}) {
+	if g := get(l, remote, 10, 250, nil); !slices.Equal(numbersOf(g), []uint64{0, 1}) {
 		t.Fatalf("get byte-bounded (100 B each, 250 B budget): %v", numbersOf(g))
 	}
-	if g := l.get(remote, 10, 1, nil); len(g) != 1 {
+	if g := get(l, remote, 10, 1, nil); len(g) != 1 {
 		t.Fatalf("get with a budget below one block must still return one, got %d", len(g))
 	}
 }
@@ -131,8 +132,43 @@ func TestLedgerDigestMissingGet(t *testing.T) {
 // once it has persisted them.
 func addCommit(l *ledger, b *block) ([]*block, []*block) {
 	run, broken := l.add(b)
+	l.stage(run)
 	l.commit(run)
 	return run, broken
+}
+
+// get is what serving a fetch does: slots under the lock, then take.
+func get(l *ledger, rs []*wire.Range, maxCount, maxBytes int, load func(uint64) *block) []*block {
+	return take(l.slots(rs, maxCount*4, load != nil), maxCount, maxBytes, load)
+}
+
+// TestLedgerStaging: staged blocks are duplicates but not yet delivered; a
+// failed write takes them back and they are offered again, in order.
+func TestLedgerStaging(t *testing.T) {
+	l := newLedger(100, 50)
+	bs := chain("c", 4)
+	run, _ := l.add(bs[0])
+	l.stage(run)
+	run, _ = l.add(bs[1])
+	if !slices.Equal(numbersOf(run), []uint64{1}) {
+		t.Fatalf("after staging 0, ready = %v, want [1]", numbersOf(run))
+	}
+	l.stage(run)
+	if l.height != 0 || l.staged != 2 {
+		t.Fatalf("height %d staged %d, want 0 and 2", l.height, l.staged)
+	}
+	if err := l.check(0); !errors.Is(err, errDuplicate) {
+		t.Fatalf("check(staged 0) = %v, want a duplicate", err)
+	}
+	l.unstage() // the writer failed
+	if run, _ = l.ready(); !slices.Equal(numbersOf(run), []uint64{0, 1}) {
+		t.Fatalf("after unstage, ready = %v, want [0 1]", numbersOf(run))
+	}
+	l.stage(run)
+	l.commit(run)
+	if l.height != 2 || l.staged != 2 || !bytes.Equal(l.lastHash, bs[1].hash) {
+		t.Fatalf("after commit: height %d staged %d", l.height, l.staged)
+	}
 }
 
 func TestLedgerGetLoadsWhatLeftTheWindow(t *testing.T) {
@@ -146,7 +182,7 @@ func TestLedgerGetLoadsWhatLeftTheWindow(t *testing.T) {
 		asked = append(asked, n)
 		return bs[n]
 	}
-	got := l.get([]*wire.Range{{First: 0, Last: 9}}, 10, 1<<20, load)
+	got := get(l, []*wire.Range{{First: 0, Last: 9}}, 10, 1<<20, load)
 	if !slices.Equal(numbersOf(got), []uint64{0, 1, 2, 3, 4}) {
 		t.Fatalf("get = %v, want 0..4 (0-2 loaded, 3-4 from the window)", numbersOf(got))
 	}

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,46 +61,55 @@ type Identity struct {
 
 // Node is a fabgossip peer: membership, channels, push and pull over a
 // libp2p host. Its methods are safe for concurrent use.
+//
+// It composes parts cut by concern, each owning its state and its lock:
+// membership (members.go, hello.go; the membership lock mu), channels
+// (channels.go, stateinfo.go, the ledger and its persistence writer; one
+// lock per channel), dissemination (dissemination.go; the emitter's
+// goroutine) and anti-entropy (antientropy.go). Who may learn what is asked
+// of routing's audience predicates, through the view (view.go). Lock order:
+// mu before a channel's lock, never the reverse; no disk, network or
+// callback runs under either.
 type Node struct {
 	cfg      Config
 	net      atomic.Pointer[identity.Network] // swapped by UpdateNetwork
-	key      crypto.PrivKey
+	key      atomic.Pointer[crypto.PrivKey]   // swapped only by tests
 	self     peer.ID
 	org      string
 	external bool
 	cert     *wire.Certificate
 	host     host.Host
-	tr       *transport.Transport
+	tr       Network
 	emitter  *batching.Emitter[outMsg]
 	log      *slog.Logger
 	tracer   tracerDispatch
 	now      func() time.Time
 	metrics  *metrics
 	planCfg  routing.Config
-	// sharesChannel holds the orgs that are members of a channel with ours;
-	// replaced whole by UpdateNetwork, read without the lock.
-	sharesChannel atomic.Pointer[map[string]bool]
-	seed          uint64
+	seed     uint64
+	store    store.Store // nil: the in-memory window only
+	gater    Gater
 
-	mu       sync.Mutex
-	members  *membership
-	channels map[string]*channelState // every channel of the network config whose orgs include ours
-	viewVer  uint64                   // bumped on every change that affects routing
-	view     routing.View             // cached for viewVer == viewAt
-	viewAt   uint64
-	inc, seq uint64 // this peer's alive (incarnation, sequence)
-	closed   bool
-	started  bool
+	// channels holds a state for every channel of the network config whose
+	// orgs include ours; replaced whole (under mu) by UpdateNetwork.
+	channels  atomic.Pointer[map[string]*channelState]
+	viewVer   atomic.Uint64 // bumped on every change that affects routing
+	viewCache atomic.Pointer[cachedView]
+	inc       uint64        // this peer's incarnation
+	seq       atomic.Uint64 // the sequence of its alive and StateInfo messages
+	closed    atomic.Bool
+
+	mu          sync.Mutex // the membership lock: guards the fields below
+	members     *membership
+	ownAlive    *wire.Envelope // this peer's latest alive, Secret included
+	ownAliveSeq uint64
+	suspects    map[peer.ID]time.Time // peers that served forged blocks, left out of pull until then
+	started     bool
+	loopRng     *rand.Rand
 
 	planRng *rand.Rand // owned by the emitter's flush goroutine
-	loopRng *rand.Rand // guarded by mu
 
-	ownAlive    *wire.Envelope                      // this peer's latest alive, Secret included; guarded by mu
-	suspects    map[peer.ID]time.Time               // peers that served forged blocks, left out of pull until then
-	store       store.Store                         // nil: the in-memory window only
-	pushLoss    func() bool                         // test hook: drop an inbound push frame when it returns true
-	fetchTamper func(*wire.Envelope) *wire.Envelope // test hook: a byzantine fetch responder; guarded by mu
-	gater       Gater
+	restored map[string]*channelState // channel states read from the store, until New installs them
 
 	notifyOnce sync.Once
 	notify     *network.NotifyBundle
@@ -115,6 +123,24 @@ type Node struct {
 	wg     sync.WaitGroup
 }
 
+// Network is how a node reaches its peers: the transport New builds on the
+// host, or a test's wrapper around it (loss, tampering, partitions are
+// injected there, never by hooks in the node).
+type Network interface {
+	Send(to peer.ID, b *wire.Batch) error
+	Pull(ctx context.Context, to peer.ID, req *wire.PullRequest) (*wire.PullResponse, error)
+	Hello(ctx context.Context, to peer.ID, req *wire.Hello) (*wire.Hello, error)
+	Close() error
+}
+
+// Handlers are the node's side of its Network: what it does with inbound
+// push batches, pull requests and hellos.
+type Handlers struct {
+	Push  transport.PushHandler
+	Pull  transport.PullHandler
+	Hello transport.HelloHandler
+}
+
 // Gater keeps a peer out for a while; *p2phost.Gater is one.
 type Gater interface {
 	Block(p peer.ID, reason string)
@@ -123,9 +149,6 @@ type Gater interface {
 // protectTag is the connection-manager tag protecting connections to peers
 // that share a channel with this one.
 const protectTag = "fabgossip-channel"
-
-// outMsg is what travels through the emitter: routing facts and the envelope.
-type outMsg = routing.Message[*wire.Envelope]
 
 // New builds a Node on host h, which must use id.Key as its identity (use
 // NewHost to build one from a p2phost.Config). The node owns nothing of h:
@@ -154,7 +177,6 @@ func New(id Identity, h host.Host, cfg Config, opts ...Option) (*Node, error) {
 	}
 	n := &Node{
 		cfg:      cfg,
-		key:      id.Key,
 		self:     self,
 		org:      verified.Org,
 		external: id.External,
@@ -166,7 +188,6 @@ func New(id Identity, h host.Host, cfg Config, opts ...Option) (*Node, error) {
 		planCfg:  routing.Config{PropagatePeerNum: cfg.PropagatePeerNum, CrossOrgPeerNum: cfg.CrossOrgPeerNum},
 		seed:     o.seed,
 		members:  newMembership(),
-		channels: make(map[string]*channelState),
 		planRng:  rand.New(rand.NewPCG(o.seed, 1)),
 		loopRng:  rand.New(rand.NewPCG(o.seed, 2)),
 		helloQ:   make(chan peer.ID, 1024),
@@ -174,19 +195,23 @@ func New(id Identity, h host.Host, cfg Config, opts ...Option) (*Node, error) {
 		rejected: make(map[peer.ID]time.Time),
 		suspects: make(map[peer.ID]time.Time),
 		gater:    o.gater,
+		store:    o.store,
 		inc:      uint64(o.now().UnixNano()),
 	}
+	n.key.Store(&id.Key)
 	n.metrics, err = newMetrics(o.registerer)
 	if err != nil {
 		return nil, err
 	}
-	n.store = o.store
 	n.net.Store(id.Network)
-	n.applyNetworkLocked(id.Network)
-	if err := n.restore(); err != nil {
+	n.channels.Store(&map[string]*channelState{})
+	if err := n.restore(id.Network); err != nil {
 		return nil, err
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.mu.Lock()
+	n.applyNetworkLocked(id.Network)
+	n.mu.Unlock()
 	ecfg := batching.DefaultConfig()
 	ecfg.Iterations = cfg.PropagateIterations
 	ecfg.BurstSize = cfg.MaxPropagationBurstSize
@@ -194,19 +219,18 @@ func New(id Identity, h host.Host, cfg Config, opts ...Option) (*Node, error) {
 	ecfg.MaxBatchBytes = transport.DefaultConfig().MaxFrameSize / 2
 	n.emitter, err = batching.New(ecfg, n.sendBatch)
 	if err != nil {
+		n.stop()
 		return nil, err
 	}
 	topts := []transport.Option{transport.WithLogger(n.log)}
 	for _, t := range o.transportTracers {
 		topts = append(topts, transport.WithTracer(t))
 	}
-	n.tr, err = transport.New(h, o.transport, append(topts,
-		transport.WithPushHandler(n.handlePush),
-		transport.WithPullHandler(n.handlePull),
-		transport.WithHelloHandler(n.handleHello),
-	)...)
+	handlers := Handlers{Push: n.handlePush, Pull: n.handlePull, Hello: n.handleHello}
+	n.tr, err = o.network(h, o.transport, handlers, topts...)
 	if err != nil {
 		n.emitter.Close()
+		n.stop()
 		return nil, err
 	}
 	return n, nil
@@ -216,9 +240,9 @@ func New(id Identity, h host.Host, cfg Config, opts ...Option) (*Node, error) {
 // every connection, the heartbeat, StateInfo and pull loops.
 func (n *Node) Start() error {
 	n.mu.Lock()
-	if n.closed || n.started {
+	if n.closed.Load() || n.started {
 		n.mu.Unlock()
-		if n.closed {
+		if n.closed.Load() {
 			return ErrClosed
 		}
 		return nil
@@ -249,28 +273,35 @@ func (n *Node) goLoop(f func(ctx context.Context)) {
 // subscription, and waits for all of them. It is idempotent. The host stays up.
 func (n *Node) Close() error {
 	n.mu.Lock()
-	if n.closed {
+	if n.closed.Swap(true) {
 		n.mu.Unlock()
 		return nil
 	}
-	n.closed = true
-	for _, cs := range n.channels {
-		cs.closeSubscriptions(ErrClosed)
-	}
 	n.mu.Unlock()
-	n.cancel()
+	for _, cs := range n.channelList() {
+		cs.mu.Lock()
+		cs.closeSubscriptionsLocked(ErrClosed)
+		cs.mu.Unlock()
+	}
 	n.host.Network().StopNotify(n.notifiee())
 	n.emitter.Close()
 	err := n.tr.Close()
-	n.wg.Wait()
+	n.stop()
 	return err
 }
 
+// stop ends the node's goroutines (loops, writers) and waits for them.
+func (n *Node) stop() {
+	n.cancel()
+	n.wg.Wait()
+}
+
+// signingKey returns the key this peer signs with.
+func (n *Node) signingKey() crypto.PrivKey { return *n.key.Load() }
+
 // Self returns this peer's description.
 func (n *Node) Self() Peer {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return Peer{ID: n.self, Org: n.org, External: n.external, Alive: true, Channels: n.joinedLocked()}
+	return Peer{ID: n.self, Org: n.org, External: n.external, Alive: true, Channels: n.joined()}
 }
 
 // Peer describes a known peer.
@@ -287,16 +318,19 @@ type Peer struct {
 // Peers returns every known peer, alive or dead, but not self.
 func (n *Node) Peers() []Peer {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	out := make([]Peer, 0, len(n.members.members))
 	for _, m := range n.members.members {
-		p := Peer{ID: m.id, Org: m.org, External: m.external, Alive: !m.dead}
-		for name, cs := range n.channels {
-			if cs.eligible(m.id) {
-				p.Channels = append(p.Channels, name)
+		out = append(out, Peer{ID: m.id, Org: m.org, External: m.external, Alive: !m.dead})
+	}
+	n.mu.Unlock()
+	for _, cs := range n.channelList() {
+		cs.mu.Lock()
+		for i := range out {
+			if cs.eligibleLocked(out[i].ID) {
+				out[i].Channels = append(out[i].Channels, cs.name)
 			}
 		}
-		out = append(out, p)
+		cs.mu.Unlock()
 	}
 	sortPeers(out)
 	return out
@@ -320,99 +354,6 @@ func (n *Node) ChannelPeers(ch string) []Peer {
 	return out
 }
 
-// channelMAC is how a StateInfo names its channel: SHA-256(peer ID || name).
-func channelMAC(p peer.ID, ch string) []byte {
-	h := sha256.New()
-	h.Write([]byte(p))
-	h.Write([]byte(ch))
-	return h.Sum(nil)
-}
-
-// invalidateViewLocked marks the routing view stale.
-func (n *Node) invalidateViewLocked() { n.viewVer++ }
-
-// routingView returns the planner's view of the membership, rebuilt only when
-// something that affects routing changed.
-func (n *Node) routingView() routing.View {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.viewAt == n.viewVer && n.view.Self.ID != "" {
-		return n.view
-	}
-	v := routing.View{
-		Self:        routing.Member{ID: n.self, Org: n.org, External: n.external, Alive: true, Channels: map[string]bool{}},
-		ChannelOrgs: n.network().ChannelOrgs(),
-		Members:     make([]routing.Member, 0, len(n.members.members)),
-	}
-	for name, cs := range n.channels {
-		if cs.joined && !cs.left {
-			v.Self.Channels[name] = true
-		}
-	}
-	for _, m := range n.members.members {
-		if m.dead {
-			continue
-		}
-		rm := routing.Member{ID: m.id, Org: m.org, External: m.external, Alive: true}
-		for name, cs := range n.channels {
-			if cs.eligible(m.id) {
-				if rm.Channels == nil {
-					rm.Channels = make(map[string]bool, 1)
-				}
-				rm.Channels[name] = true
-			}
-		}
-		v.Members = append(v.Members, rm)
-	}
-	n.view, n.viewAt = v, n.viewVer
-	return v
-}
-
-// sendBatch is the emitter's send function: plan, then hand each peer its
-// frame. It runs on the emitter's single flush goroutine, outside any lock.
-func (n *Node) sendBatch(batch []outMsg) {
-	v := n.routingView()
-	sends := routing.Plan(n.planCfg, batch, v, n.planRng)
-	for _, s := range sends {
-		b := &wire.Batch{Envelopes: make([]*wire.Envelope, len(s.Messages))}
-		for i, m := range s.Messages {
-			if m.StripSecret {
-				b.Envelopes[i] = transport.StripSecret(m.Payload)
-			} else {
-				b.Envelopes[i] = m.Payload
-			}
-		}
-		if err := n.tr.Send(s.To, b); err != nil {
-			n.metrics.sendErrors.Inc()
-			n.log.Debug("push send failed", "to", s.To.String(), "err", err)
-			continue
-		}
-		n.metrics.batchesSent.Inc()
-		n.tracer.BatchSent(s.To, b)
-	}
-}
-
-// emit hands a message to the emitter; a full emitter drops it (counted):
-// gossip is best effort and pull repairs.
-func (n *Node) emit(m outMsg, key string) {
-	if err := n.emitter.Add(batching.Item[outMsg]{Msg: m, Key: key, Size: envSize(m.Payload)}); err != nil {
-		if errors.Is(err, batching.ErrFull) {
-			n.metrics.dropped.WithLabelValues(m.Kind.String(), "emitter_full").Inc()
-		}
-	}
-}
-
-// mayTalk reports whether this peer exchanges anything with a peer of org:
-// always within its own org; across orgs only between external peers whose
-// orgs share a channel. Peers that are not external are invisible to other
-// orgs, and orgs with no channel in common never learn of each other.
-func (n *Node) mayTalk(org string, external bool) bool {
-	if org == n.org {
-		return true
-	}
-	return n.external && external && (*n.sharesChannel.Load())[org]
-}
-
 // network returns the network config in force.
 func (n *Node) network() *identity.Network { return n.net.Load() }
 
@@ -431,48 +372,65 @@ func (n *Node) UpdateNetwork(net *identity.Network) error {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.closed {
+	if n.closed.Load() {
 		return ErrClosed
 	}
 	n.net.Store(net)
 	n.applyNetworkLocked(net)
-	n.invalidateViewLocked()
+	n.invalidateView()
 	return nil
 }
 
-// applyNetworkLocked derives the per-channel state and the orgs this peer
-// shares a channel with from net.
+// applyNetworkLocked (mu held) derives the per-channel state from net: a
+// channel that no longer lists this peer's org is dropped, its subscriptions
+// ended and its writer stopped; a new one gets a state and a writer; the
+// StateInfo of peers whose org left a channel is forgotten.
 func (n *Node) applyNetworkLocked(net *identity.Network) {
 	mine := net.ChannelsOfOrg(n.org)
-	for name, cs := range n.channels {
+	old := *n.channels.Load()
+	next := make(map[string]*channelState, len(mine))
+	for name, cs := range old {
 		if !slices.Contains(mine, name) {
-			cs.closeSubscriptions(ErrNotMember)
-			delete(n.channels, name)
+			cs.mu.Lock()
+			cs.closeSubscriptionsLocked(ErrNotMember)
+			cs.mu.Unlock()
+			close(cs.quit)
 		}
 	}
-	shares := make(map[string]bool)
 	orgs := net.ChannelOrgs()
 	for _, ch := range mine {
-		if n.channels[ch] == nil {
-			n.channels[ch] = newChannelState(ch, n.cfg)
+		cs := old[ch]
+		if cs == nil {
+			cs = n.restored[ch]
 		}
-		for _, org := range orgs[ch] {
-			shares[org] = true
+		if cs == nil {
+			cs = newChannelState(ch, n.cfg)
 		}
-		cs := n.channels[ch]
+		if old[ch] == nil {
+			n.wg.Go(func() { n.runWriter(cs) })
+		}
+		next[ch] = cs
+		cs.mu.Lock()
 		for id := range cs.states {
 			if m := n.members.get(id); id != n.self && (m == nil || !slices.Contains(orgs[ch], m.org)) {
 				delete(cs.states, id)
 			}
 		}
+		cs.mu.Unlock()
 	}
-	n.sharesChannel.Store(&shares)
+	n.restored = nil
+	n.channels.Store(&next)
 }
 
-// restore loads what the store holds: each channel's height, last hash and
-// the blocks of its window, and which channels this peer had joined or left.
-// A rejoined channel's StateInfo goes out with the first publication tick.
-func (n *Node) restore() error {
+// restore loads what the store holds, for each channel of this peer's org:
+// its height, last hash and the blocks of its window, and whether this peer
+// had joined or left it. A rejoined channel's StateInfo goes out with the
+// first publication tick.
+func (n *Node) restore(net *identity.Network) error {
+	n.restored = make(map[string]*channelState)
+	for _, name := range net.ChannelsOfOrg(n.org) {
+		n.restored[name] = newChannelState(name, n.cfg)
+	}
 	if n.store == nil {
 		return nil
 	}
@@ -480,7 +438,7 @@ func (n *Node) restore() error {
 	if err != nil {
 		return fmt.Errorf("node: reading channel states: %w", err)
 	}
-	for name, cs := range n.channels {
+	for name, cs := range n.restored {
 		h, err := n.store.Height(name)
 		if err != nil {
 			return fmt.Errorf("node: reading the height of %q: %w", name, err)
@@ -489,7 +447,7 @@ func (n *Node) restore() error {
 		if err != nil {
 			return fmt.Errorf("node: reading the last hash of %q: %w", name, err)
 		}
-		cs.ledger.height, cs.ledger.lastHash = h, last
+		cs.ledger.restore(h, last)
 		from := h - min(h, cs.ledger.window)
 		err = n.store.Range(name, from, int(cs.ledger.window), math.MaxInt, func(num uint64, raw []byte) bool {
 			if b := decodeStoredBlock(raw); b != nil {
@@ -505,16 +463,4 @@ func (n *Node) restore() error {
 		}
 	}
 	return nil
-}
-
-// retryDeliveries delivers what is held and ready but was not stored
-// because the store failed earlier.
-func (n *Node) retryDeliveries() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, cs := range n.channels {
-		if run, _ := cs.ledger.ready(); len(run) > 0 {
-			_ = n.deliverLocked(cs, run)
-		}
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fabgossip/fabgossip/node/store"
@@ -26,6 +27,7 @@ type options struct {
 	transport        transport.Config
 	gater            Gater
 	store            store.Store
+	network          func(h host.Host, cfg transport.Config, hs Handlers, opts ...transport.Option) (Network, error)
 }
 
 func defaultOptions() options {
@@ -36,7 +38,18 @@ func defaultOptions() options {
 		now:       time.Now,
 		seed:      binary.LittleEndian.Uint64(b[:]),
 		transport: transport.DefaultConfig(),
+		network:   newTransport,
 	}
+}
+
+// newTransport is the Network of every node outside tests: a transport on
+// the node's host serving the node's handlers.
+func newTransport(h host.Host, cfg transport.Config, hs Handlers, opts ...transport.Option) (Network, error) {
+	return transport.New(h, cfg, append(opts,
+		transport.WithPushHandler(hs.Push),
+		transport.WithPullHandler(hs.Pull),
+		transport.WithHelloHandler(hs.Hello),
+	)...)
 }
 
 // WithLogger sets the structured logger (default: discard).

@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,17 +89,25 @@ func TestRestartCatchUp(t *testing.T) {
 // detected and skipped; the catching-up peer still gets the right blocks.
 func TestByzantineResponder(t *testing.T) {
 	tr := newRecorder()
+	var lying atomic.Bool
 	c := storedCluster(t, 4, 31, func(p *testnet.Peer) []node.Option {
-		return []node.Option{node.WithTracer(tr.at(p.Host.ID()))}
+		opts := []node.Option{node.WithTracer(tr.at(p.Host.ID()))}
+		if p.Index == 1 {
+			opts = append(opts, node.WithFetchTamper(func(env *wire.Envelope) *wire.Envelope {
+				if !lying.Load() {
+					return env
+				}
+				forged := &wire.Envelope{Payload: env.GetPayload(), Signature: append([]byte(nil), env.GetSignature()...)}
+				forged.Signature[0] ^= 0xff
+				return forged
+			}))
+		}
+		return opts
 	})
 	joinAll(t, c, "ch")
-	pub, liar, gone := c.Peers[0], c.Peers[1], c.Peers[3]
+	pub, gone := c.Peers[0], c.Peers[3] // c.Peers[1] lies
 	waitConverged(t, c, "ch")
-	liar.TamperFetch(func(env *wire.Envelope) *wire.Envelope {
-		forged := &wire.Envelope{Payload: env.GetPayload(), Signature: append([]byte(nil), env.GetSignature()...)}
-		forged.Signature[0] ^= 0xff
-		return forged
-	})
+	lying.Store(true)
 	if err := c.Stop(gone.Index); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,249 @@
+package node
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/fabgossip/fabgossip/node/identity"
+	"github.com/fabgossip/fabgossip/routing"
+	"github.com/fabgossip/fabgossip/transport/wire"
+)
+
+// Receiving blocks: cheap dedup, sender, signature, authority, data hash,
+// then the ledger, the writer and forwarding, in that order.
+
+// admitBlock is the cheap step run before any signature check on block num
+// of channel ch from from: the channel is joined here, the block is neither
+// delivered, held nor too far ahead, and the audience lets from send it
+// (routing.View.BlockSender). A refusal is counted; otherwise it returns the
+// channel's state.
+func (n *Node) admitBlock(from peer.ID, ch string, num uint64) (*channelState, bool) {
+	const kind = "block"
+	cs := n.channel(ch)
+	if cs == nil {
+		n.drop(kind, reasonNotInChannel, from)
+		return nil, false
+	}
+	cs.mu.Lock()
+	active, err := cs.activeLocked(), cs.ledger.check(num)
+	cs.mu.Unlock()
+	switch {
+	case !active:
+		n.drop(kind, reasonNotInChannel, from)
+		return nil, false
+	case errors.Is(err, errDuplicate):
+		n.metrics.duplicates.WithLabelValues(kind).Inc()
+		return nil, false
+	case err != nil:
+		n.drop(kind, reasonTooFarAhead, from)
+		return nil, false
+	}
+	if reason := senderReason(n.view(), from, ch); reason != "" {
+		n.drop(kind, reason, from)
+		return nil, false
+	}
+	return cs, true
+}
+
+// handleBlock checks and applies a block. It returns false only for a block
+// that failed an integrity check; duplicates and blocks this peer does not
+// take (not its channel, too far ahead, an unknown sender) are not evidence
+// of forgery.
+func (n *Node) handleBlock(from peer.ID, env *wire.Envelope, msg *wire.Block, via Path) bool {
+	const kind = "block"
+	ch := msg.GetChannel()
+	cs, ok := n.admitBlock(from, ch, msg.GetNumber())
+	if !ok {
+		return true
+	}
+	publisher, org, reason := n.verifyBlock(env, msg)
+	if reason != "" {
+		n.drop(kind, reason, from)
+		return false
+	}
+
+	b := &block{env: env, msg: msg, hash: BlockHash(msg), size: envSize(env)}
+	cs.mu.Lock()
+	if !cs.activeLocked() || cs.ledger.check(msg.GetNumber()) != nil { // raced with another copy
+		cs.mu.Unlock()
+		n.metrics.duplicates.WithLabelValues(kind).Inc()
+		return true
+	}
+	ready, broken := cs.ledger.add(b)
+	cs.stageLocked(ready)
+	cs.mu.Unlock()
+
+	n.metrics.blocksAccepted.WithLabelValues(via.String()).Inc()
+	n.tracer.BlockAccepted(publicBlock(b), from, via)
+	// A broken link shows up when the gap before it closes, perhaps long
+	// after it arrived from someone else: counted, not held against from.
+	for range broken {
+		n.drop(kind, reasonBrokenChain, from)
+	}
+	n.emit(outMsg{
+		Kind:      routing.KindBlock,
+		Channel:   ch,
+		Origin:    publisher,
+		OriginOrg: org,
+		From:      from,
+		// An external peer hands a block of its own org's publisher to the
+		// channel's other orgs when it first accepts it.
+		CrossOrg: n.external && org == n.org,
+		Payload:  env,
+	}, "")
+	return true
+}
+
+// verifyBlock checks what makes a block authentic: the publisher's
+// signature, its certificate, its org's right to publish on the channel,
+// and the data hash. It returns the publisher and its org, or the reason
+// the block is refused.
+func (n *Node) verifyBlock(env *wire.Envelope, msg *wire.Block) (publisher peer.ID, org, reason string) {
+	publisher, err := peer.IDFromBytes(msg.GetPublisher())
+	if err != nil {
+		return "", "", reasonMalformed
+	}
+	if !signedBy(env, publisher) {
+		return "", "", reasonBadSignature
+	}
+	v, err := identity.VerifyCertificate(n.network(), msg.GetPublisherCertificate(), publisher, n.now())
+	if err != nil {
+		return "", "", reasonBadCertificate
+	}
+	if !n.network().MayPublish(v.Org, msg.GetChannel()) {
+		return "", "", reasonMayNotPublish
+	}
+	if dh := sha256.Sum256(msg.GetData()); !bytes.Equal(dh[:], msg.GetDataHash()) {
+		return "", "", reasonDataHash
+	}
+	return publisher, v.Org, ""
+}
+
+// peekBlock reads the channel and number of the block a Message payload
+// carries, without decoding or copying the rest of it. It reports false
+// unless the payload is exactly one block field whose channel (valid UTF-8)
+// and number each appear at most once, as every encoder writes them, so that
+// what it reads is what proto.Unmarshal would; anything else is left to the
+// full decode.
+func peekBlock(payload []byte) (ch string, num uint64, ok bool) {
+	b, ok := blockField(payload)
+	if !ok {
+		return "", 0, false
+	}
+	var seenCh, seenNum bool
+	ok = eachField(b, func(f protowire.Number, typ protowire.Type, v []byte, x uint64) bool {
+		switch {
+		case f == 1 && typ == protowire.BytesType && !seenCh && utf8.Valid(v): // Block.channel
+			ch, seenCh = string(v), true
+		case f == 2 && typ == protowire.VarintType && !seenNum: // Block.number
+			num, seenNum = x, true
+		case f == 1 || f == 2:
+			return false
+		}
+		return true
+	})
+	return ch, num, ok
+}
+
+// decodeBlock decodes a Message payload that carries a block, with the
+// block's byte fields aliasing payload instead of copying it: a verified
+// block is then held once, in its envelope. It accepts exactly the shape
+// every encoder writes (each known field at most once, with its declared
+// type; unknown fields skipped) and reports false for anything else, which
+// the caller decodes the generic way.
+func decodeBlock(payload []byte) (*wire.Block, bool) {
+	body, ok := blockField(payload)
+	if !ok {
+		return nil, false
+	}
+	blk := new(wire.Block)
+	var seen [9]bool
+	ok = eachField(body, func(f protowire.Number, typ protowire.Type, v []byte, x uint64) bool {
+		if f < 1 || f > 8 {
+			return true // unknown: skipped, as proto.Unmarshal keeps it aside
+		}
+		if seen[f] {
+			return false
+		}
+		seen[f] = true
+		varint := f == 2 || f == 8
+		if varint != (typ == protowire.VarintType) || !varint && typ != protowire.BytesType {
+			return false
+		}
+		switch f {
+		case 1:
+			if !utf8.Valid(v) {
+				return false
+			}
+			blk.Channel = string(v)
+		case 2:
+			blk.Number = x
+		case 3:
+			blk.PreviousHash = v
+		case 4:
+			blk.DataHash = v
+		case 5:
+			blk.Data = v
+		case 6:
+			blk.Publisher = v
+		case 7:
+			blk.PublisherCertificate = new(wire.Certificate)
+			if proto.Unmarshal(v, blk.PublisherCertificate) != nil {
+				return false
+			}
+		case 8:
+			blk.PublishedAt = int64(x)
+		}
+		return true
+	})
+	return blk, ok
+}
+
+// blockField returns the body of a payload that is exactly one
+// Message.block field.
+func blockField(payload []byte) ([]byte, bool) {
+	f, typ, n := protowire.ConsumeTag(payload)
+	if n < 0 || f != 1 || typ != protowire.BytesType {
+		return nil, false
+	}
+	b, m := protowire.ConsumeBytes(payload[n:])
+	if m < 0 || n+m != len(payload) {
+		return nil, false
+	}
+	return b, true
+}
+
+// eachField walks the fields of a message body, calling visit with each
+// field's number, type and value (bytes for length-delimited fields, x for
+// varints; nil and 0 otherwise). It stops, reporting false, on a malformed
+// body or when visit returns false.
+func eachField(b []byte, visit func(f protowire.Number, typ protowire.Type, v []byte, x uint64) bool) bool {
+	for len(b) > 0 {
+		f, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+		var v []byte
+		var x uint64
+		switch typ {
+		case protowire.BytesType:
+			v, n = protowire.ConsumeBytes(b)
+		case protowire.VarintType:
+			x, n = protowire.ConsumeVarint(b)
+		default:
+			n = protowire.ConsumeFieldValue(f, typ, b)
+		}
+		if n < 0 || !visit(f, typ, v, x) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}

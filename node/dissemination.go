@@ -1,0 +1,51 @@
+package node
+
+import (
+	"errors"
+
+	"github.com/fabgossip/fabgossip/batching"
+	"github.com/fabgossip/fabgossip/routing"
+	"github.com/fabgossip/fabgossip/transport"
+	"github.com/fabgossip/fabgossip/transport/wire"
+)
+
+// Dissemination: what this peer pushes and to whom. Every block, StateInfo
+// and alive to be pushed goes through the emitter (batching), and each flush
+// is planned by routing.Plan against the current view.
+
+// outMsg is what travels through the emitter: routing facts and the envelope.
+type outMsg = routing.Message[*wire.Envelope]
+
+// sendBatch is the emitter's send function: plan, then hand each peer its
+// frame. It runs on the emitter's single flush goroutine, outside any lock.
+func (n *Node) sendBatch(batch []outMsg) {
+	v := n.view()
+	sends := routing.Plan(n.planCfg, batch, v.View, n.planRng)
+	for _, s := range sends {
+		b := &wire.Batch{Envelopes: make([]*wire.Envelope, len(s.Messages))}
+		for i, m := range s.Messages {
+			if m.StripSecret {
+				b.Envelopes[i] = transport.StripSecret(m.Payload)
+			} else {
+				b.Envelopes[i] = m.Payload
+			}
+		}
+		if err := n.tr.Send(s.To, b); err != nil {
+			n.metrics.sendErrors.Inc()
+			n.log.Debug("push send failed", "to", s.To.String(), "err", err)
+			continue
+		}
+		n.metrics.batchesSent.Inc()
+		n.tracer.BatchSent(s.To, b)
+	}
+}
+
+// emit hands a message to the emitter; a full emitter drops it (counted):
+// gossip is best effort and pull repairs.
+func (n *Node) emit(m outMsg, key string) {
+	if err := n.emitter.Add(batching.Item[outMsg]{Msg: m, Key: key, Size: envSize(m.Payload)}); err != nil {
+		if errors.Is(err, batching.ErrFull) {
+			n.metrics.dropped.WithLabelValues(m.Kind.String(), "emitter_full").Inc()
+		}
+	}
+}
