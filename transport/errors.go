@@ -24,6 +24,13 @@ var (
 	// protobuf message.
 	ErrMalformedFrame = errors.New("transport: malformed frame")
 
+	// ErrTooManyItems is returned when a received frame has more items in
+	// a repeated field than its Config cap (MaxBatchEnvelopes and the
+	// others). It is wrapped with the field, its count and the cap, and
+	// found before the frame is decoded; the stream is reset as for a
+	// malformed frame.
+	ErrTooManyItems = errors.New("transport: too many items")
+
 	// ErrSelf is returned when the destination is the local peer.
 	ErrSelf = errors.New("transport: destination is the local peer")
 

@@ -21,8 +21,10 @@ import (
 // network. Batches to one peer are written in order, each as one frame on
 // the peer's long-lived push stream, opened on the first Send. Send returns
 // ErrQueueFull when the peer's queue is full, ErrFrameTooLarge when b
-// exceeds MaxFrameSize, ErrSelf and ErrClosed; all but the last two are
-// counted as drops. Delivery is best effort: a frame lost to a failed stream
+// exceeds MaxFrameSize, ErrTooManyItems when it has more envelopes or
+// control than the caps allow (a receiver with the same caps would refuse
+// it), ErrSelf and ErrClosed; all but the last two are counted as drops
+// (DropQueueFull, DropTooLarge). Delivery is best effort: a frame lost to a failed stream
 // is counted (DropWriteError), not retried.
 //
 // b must not be modified after Send; the same batch may be passed to Send
@@ -30,6 +32,10 @@ import (
 func (t *Transport) Send(to peer.ID, b *wire.Batch) error {
 	if to == t.host.ID() {
 		return ErrSelf
+	}
+	if err := batchWithinCaps(b, t.caps); err != nil {
+		t.trace.dropped(to, ProtocolPush, DropTooLarge, 1)
+		return fmt.Errorf("send to %s: %w", to, err)
 	}
 	size := proto.Size(b)
 	if size > t.cfg.MaxFrameSize {
@@ -342,8 +348,9 @@ func (t *Transport) handlePush(s network.Stream) {
 	}
 	defer t.wg.Done()
 	from := s.Conn().RemotePeer()
+	end := func(err error) { t.endStream(s, from, ProtocolPush, err) }
 	if err := s.Scope().SetService(ServiceName); err != nil {
-		t.endStream(s, from, ProtocolPush, err)
+		end(err)
 		return
 	}
 	stop := context.AfterFunc(t.ctx, func() { _ = s.Reset() })
@@ -356,12 +363,12 @@ func (t *Transport) handlePush(s network.Stream) {
 		// body must be its own, never a reader buffer.
 		body, err := fr.NextOwned()
 		if err != nil {
-			t.endStream(s, from, ProtocolPush, err)
+			end(err)
 			return
 		}
-		b, err := decodeBatch(body)
+		b, err := decodeBatch(body, t.caps)
 		if err != nil {
-			t.endStream(s, from, ProtocolPush, err)
+			end(err)
 			return
 		}
 		t.trace.frameReceived(from, ProtocolPush, protowire.SizeVarint(uint64(len(body)))+len(body))

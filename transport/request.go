@@ -53,7 +53,7 @@ func (t *Transport) request(ctx context.Context, to peer.ID, pid protocol.ID, re
 	if t.ctx.Err() != nil {
 		return ErrClosed
 	}
-	frame, err := AppendFrame(nil, req, t.cfg.MaxFrameSize)
+	frame, err := t.appendFrame(pid, req)
 	if err != nil {
 		return fmt.Errorf("%s to %s: %w", pid, to, err)
 	}
@@ -92,14 +92,14 @@ func (t *Transport) request(ctx context.Context, to peer.ID, pid protocol.ID, re
 	// CloseWrite is not fatal: the read below tells.
 	_ = s.CloseWrite()
 
-	fr := newScopedFrameReader(s, t.cfg.MaxFrameSize, s.Scope())
+	fr := newScopedFrameReader(s, t.frameCap(pid), s.Scope())
 	defer fr.Release()
 	body, err := fr.Next()
 	if errors.Is(err, io.EOF) {
 		err = ErrNoResponse
 	}
 	if err == nil {
-		err = decodeBody(body, resp)
+		err = t.decode(body, resp)
 	}
 	if err != nil {
 		return fail(fmt.Errorf("read response: %w", err))
@@ -156,6 +156,7 @@ func (t *Transport) serve(s network.Stream, pid protocol.ID, req proto.Message,
 	}
 	defer t.wg.Done()
 	from := s.Conn().RemotePeer()
+	end := func(err error) { t.endStream(s, from, pid, err) }
 
 	select {
 	case t.requests <- struct{}{}:
@@ -166,7 +167,7 @@ func (t *Transport) serve(s network.Stream, pid protocol.ID, req proto.Message,
 		return
 	}
 	if err := s.Scope().SetService(ServiceName); err != nil {
-		t.endStream(s, from, pid, err)
+		end(err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.RequestTimeout)
@@ -174,21 +175,21 @@ func (t *Transport) serve(s network.Stream, pid protocol.ID, req proto.Message,
 	stopReset := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stopReset()
 	if err := s.SetDeadline(time.Now().Add(t.cfg.RequestTimeout)); err != nil {
-		t.endStream(s, from, pid, err)
+		end(err)
 		return
 	}
 
-	fr := newScopedFrameReader(s, t.cfg.MaxFrameSize, s.Scope())
+	fr := newScopedFrameReader(s, t.frameCap(pid), s.Scope())
 	defer fr.Release()
 	body, err := fr.Next()
 	if errors.Is(err, io.EOF) {
 		err = errNoRequest
 	}
 	if err == nil {
-		err = decodeBody(body, req)
+		err = t.decode(body, req)
 	}
 	if err != nil {
-		t.endStream(s, from, pid, err)
+		end(err)
 		return
 	}
 	t.trace.frameReceived(from, pid, protowire.SizeVarint(uint64(len(body)))+len(body))
@@ -196,7 +197,7 @@ func (t *Transport) serve(s network.Stream, pid protocol.ID, req proto.Message,
 	resp, err := handle(ctx, from, req)
 	var frame []byte
 	if err == nil {
-		frame, err = AppendFrame(nil, resp, t.cfg.MaxFrameSize)
+		frame, err = t.appendFrame(pid, resp)
 	}
 	if err != nil {
 		_ = s.Reset()
@@ -207,11 +208,44 @@ func (t *Transport) serve(s network.Stream, pid protocol.ID, req proto.Message,
 		return
 	}
 	if _, err := s.Write(frame); err != nil {
-		t.endStream(s, from, pid, fmt.Errorf("write response: %w", err))
+		end(fmt.Errorf("write response: %w", err))
 		return
 	}
 	t.trace.frameSent(from, pid, len(frame))
 	if stopReset() {
 		_ = s.Close()
 	}
+}
+
+// frameCap is the frame body cap of pid: MaxHelloSize for hellos (when
+// below MaxFrameSize), MaxFrameSize otherwise.
+func (t *Transport) frameCap(pid protocol.ID) int {
+	if pid == ProtocolHello {
+		return min(t.cfg.MaxHelloSize, t.cfg.MaxFrameSize)
+	}
+	return t.cfg.MaxFrameSize
+}
+
+// appendFrame frames a request or response of pid, refusing one the peer
+// would refuse: over pid's frame cap, or (if it has the same caps) over a
+// count cap.
+func (t *Transport) appendFrame(pid protocol.ID, m proto.Message) ([]byte, error) {
+	frame, err := AppendFrame(nil, m, t.frameCap(pid))
+	if err != nil {
+		return nil, err
+	}
+	_, n := protowire.ConsumeVarint(frame)
+	if err := checkCounts(frame[n:], m, t.caps); err != nil {
+		return nil, err
+	}
+	return frame, nil
+}
+
+// decode is decodeBody behind the counting pre-pass: the decode path of
+// every request and response.
+func (t *Transport) decode(body []byte, m proto.Message) error {
+	if err := checkCounts(body, m, t.caps); err != nil {
+		return err
+	}
+	return decodeBody(body, m)
 }

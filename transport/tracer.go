@@ -52,11 +52,15 @@ const (
 	// ErrorHandler: a pull or hello handler returned an error, or the
 	// server was at MaxInboundRequests. The request stream was reset.
 	ErrorHandler
+	// ErrorTooManyItems: a frame had more items in a repeated field than
+	// its cap (ErrTooManyItems). The stream was reset before the frame was
+	// decoded.
+	ErrorTooManyItems
 
 	numErrorKinds = iota
 )
 
-var errorKindNames = [numErrorKinds]string{"malformed", "oversized", "stream", "handler"}
+var errorKindNames = [numErrorKinds]string{"malformed", "oversized", "stream", "handler", "too_many_items"}
 
 // String returns a stable, metric-friendly name.
 func (k ErrorKind) String() string {

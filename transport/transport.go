@@ -24,6 +24,7 @@ type Transport struct {
 	push    PushHandler
 	pull    PullHandler
 	hello   HelloHandler
+	caps    itemCaps
 	served  []protocol.ID
 	notifee network.Notifiee
 
@@ -65,6 +66,7 @@ func New(h host.Host, cfg Config, opts ...Option) (*Transport, error) {
 		push:     o.push,
 		pull:     o.pull,
 		hello:    o.hello,
+		caps:     cfg.itemCaps(),
 		ctx:      ctx,
 		cancel:   cancel,
 		requests: make(chan struct{}, cfg.MaxInboundRequests),
@@ -152,6 +154,8 @@ func (t *Transport) endStream(s network.Stream, from peer.ID, pid protocol.ID, e
 // classify maps a read error to the kind traced and the reset code sent.
 func classify(err error) (ErrorKind, network.StreamErrorCode) {
 	switch {
+	case errors.Is(err, ErrTooManyItems):
+		return ErrorTooManyItems, network.StreamProtocolViolation
 	case errors.Is(err, ErrFrameTooLarge):
 		return ErrorOversized, network.StreamProtocolViolation
 	case errors.Is(err, ErrMalformedFrame):
