@@ -31,6 +31,11 @@ var (
 	// malformed frame.
 	ErrTooManyItems = errors.New("transport: too many items")
 
+	// ErrUnadmitted is traced when an inbound push or pull stream is reset
+	// because the admission function refused its peer, at open or later
+	// through ResetInbound.
+	ErrUnadmitted = errors.New("transport: peer not admitted")
+
 	// ErrSelf is returned when the destination is the local peer.
 	ErrSelf = errors.New("transport: destination is the local peer")
 

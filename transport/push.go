@@ -72,7 +72,7 @@ func (t *Transport) Send(to peer.ID, b *wire.Batch) error {
 
 // ClosePeer discards p's queued batches (counted as DropClosed), resets its
 // push stream and waits for its writer to exit. The next Send to p starts
-// afresh. Inbound streams from p are not affected.
+// afresh. Inbound streams from p are not affected: see ResetInbound.
 func (t *Transport) ClosePeer(p peer.ID) {
 	if w := t.removeWriter(p); w != nil {
 		<-w.done
@@ -338,9 +338,10 @@ func backoff(n int, lo, hi time.Duration) time.Duration {
 	return half + rand.N(d-half+1)
 }
 
-// handlePush reads frames from one inbound push stream until it ends and
-// hands each batch to the PushHandler, synchronously: a slow handler
-// backpressures only this peer. A bad frame resets only this stream.
+// handlePush reads frames from one inbound push stream of an admitted peer
+// until it ends and hands each batch to the PushHandler, synchronously: a
+// slow handler backpressures only this peer. A bad frame resets only this
+// stream.
 func (t *Transport) handlePush(s network.Stream) {
 	if !t.enter() {
 		_ = s.Reset()
@@ -348,7 +349,10 @@ func (t *Transport) handlePush(s network.Stream) {
 	}
 	defer t.wg.Done()
 	from := s.Conn().RemotePeer()
-	end := func(err error) { t.endStream(s, from, ProtocolPush, err) }
+	if !t.openInbound(s, from, ProtocolPush) {
+		return
+	}
+	end := func(err error) { t.endInbound(s, from, ProtocolPush, err) }
 	if err := s.Scope().SetService(ServiceName); err != nil {
 		end(err)
 		return

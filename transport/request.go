@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -19,6 +20,8 @@ import (
 var (
 	errNilResponse = errors.New("handler returned no response")
 	errBusy        = errors.New("too many inbound requests")
+	errHelloBusy   = errors.New("too many inbound hellos from the peer")
+	errHelloSilent = errors.New("no hello request within HelloFirstByteTimeout")
 	errNoRequest   = fmt.Errorf("%w: stream ended before the request", ErrMalformedFrame)
 )
 
@@ -147,7 +150,10 @@ func (t *Transport) handleHello(s network.Stream) {
 
 // serve answers one request stream: read one capped request frame, call
 // handle, write its response, Close. Everything, the handler included, is
-// bounded by RequestTimeout; any failure resets the stream.
+// bounded by RequestTimeout; any failure resets the stream. Before
+// anything is read, a pull stream passes admission and a hello stream
+// MaxInboundHellosPerPeer, then either takes one of MaxInboundRequests;
+// a hello must then start arriving within HelloFirstByteTimeout.
 func (t *Transport) serve(s network.Stream, pid protocol.ID, req proto.Message,
 	handle func(context.Context, peer.ID, proto.Message) (proto.Message, error)) {
 	if !t.enter() {
@@ -156,7 +162,19 @@ func (t *Transport) serve(s network.Stream, pid protocol.ID, req proto.Message,
 	}
 	defer t.wg.Done()
 	from := s.Conn().RemotePeer()
-	end := func(err error) { t.endStream(s, from, pid, err) }
+	if !t.openInbound(s, from, pid) {
+		return
+	}
+	ended := false
+	end := func(err error) {
+		ended = true
+		t.endInbound(s, from, pid, err)
+	}
+	defer func() {
+		if !ended {
+			t.untrack(s, from)
+		}
+	}()
 
 	select {
 	case t.requests <- struct{}{}:
@@ -179,11 +197,20 @@ func (t *Transport) serve(s network.Stream, pid protocol.ID, req proto.Message,
 		return
 	}
 
-	fr := newScopedFrameReader(s, t.frameCap(pid), s.Scope())
+	var r io.Reader = s
+	var silent *firstByteTimer
+	if pid == ProtocolHello {
+		silent = startFirstByteTimer(s, t.cfg.HelloFirstByteTimeout)
+		r = silent
+	}
+	fr := newScopedFrameReader(r, t.frameCap(pid), s.Scope())
 	defer fr.Release()
 	body, err := fr.Next()
 	if errors.Is(err, io.EOF) {
 		err = errNoRequest
+	}
+	if silent.fired() {
+		err = fmt.Errorf("%w: %w", errHelloSilent, err)
 	}
 	if err == nil {
 		err = t.decode(body, req)
@@ -248,4 +275,40 @@ func (t *Transport) decode(body []byte, m proto.Message) error {
 		return err
 	}
 	return decodeBody(body, m)
+}
+
+// firstByteTimer resets a stream unless a byte arrives on it in time. It
+// reads through to the stream, and a nil timer reads nothing.
+type firstByteTimer struct {
+	s       network.Stream
+	timer   *time.Timer
+	stopped bool // a byte arrived: only the reading goroutine touches it
+	reset   atomic.Bool
+}
+
+func startFirstByteTimer(s network.Stream, d time.Duration) *firstByteTimer {
+	ft := &firstByteTimer{s: s}
+	ft.timer = time.AfterFunc(d, func() {
+		ft.reset.Store(true)
+		_ = s.Reset()
+	})
+	return ft
+}
+
+func (ft *firstByteTimer) Read(p []byte) (int, error) {
+	n, err := ft.s.Read(p)
+	if n > 0 && !ft.stopped {
+		ft.stopped = true
+		ft.timer.Stop()
+	}
+	return n, err
+}
+
+// fired reports whether the timer reset the stream.
+func (ft *firstByteTimer) fired() bool {
+	if ft == nil {
+		return false
+	}
+	ft.timer.Stop()
+	return ft.reset.Load()
 }
