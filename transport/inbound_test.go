@@ -162,7 +162,8 @@ func TestAdmission(t *testing.T) {
 }
 
 // TestHelloBounds: a hello stream that stays silent is reset after
-// HelloFirstByteTimeout, and a peer over MaxInboundHellosPerPeer is reset
+// HelloFirstByteTimeout, a hello over MaxHelloSize is refused on both
+// sides, and a peer over MaxInboundHellosPerPeer is reset
 // at once while other peers are still served.
 func TestHelloBounds(t *testing.T) {
 	hs := newHosts(t, "mocknet", 3)
@@ -190,6 +191,26 @@ func TestHelloBounds(t *testing.T) {
 		if !errors.Is(e.err, errHelloSilent) {
 			t.Fatalf("traced %s (%v), want the first-byte timeout", e.kind, e.err)
 		}
+		_ = tb.Close()
+	})
+
+	t.Run("oversized", func(t *testing.T) {
+		cfg := DefaultConfig()
+		trace := newRecorder()
+		tb := newTransport(t, b, cfg, WithHelloHandler(hello), WithTracer(trace))
+		ta := newTransport(t, a, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		big := &wire.Hello{Alive: &wire.Envelope{Payload: make([]byte, cfg.MaxHelloSize)}}
+		if _, err := ta.Hello(ctx, b.ID(), big); !errors.Is(err, ErrFrameTooLarge) {
+			t.Fatalf("hello over MaxHelloSize: %v, want ErrFrameTooLarge", err)
+		}
+		expectRefused(t, a, b.ID(), ProtocolHello, rawFrame(uint64(cfg.MaxHelloSize)+1, nil))
+		e := trace.waitEvent(t, "oversized hello", func(e traceEvent) bool { return !e.drop })
+		if e.kind != ErrorOversized {
+			t.Fatalf("traced %s (%v), want %s", e.kind, e.err, ErrorOversized)
+		}
+		_ = ta.Close()
 		_ = tb.Close()
 	})
 
