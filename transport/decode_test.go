@@ -222,7 +222,9 @@ func TestHostileFramesRefused(t *testing.T) {
 			t.Fatalf("hostile fetch: %v", err)
 		}
 	})
-	if allocs > 10 {
+	// A handful (the error values; a few more under -race), against two
+	// million per frame when decoded: anything per item would be over 1024.
+	if allocs > 64 {
 		t.Fatalf("%v allocations to refuse the hostile frames", allocs)
 	}
 }
