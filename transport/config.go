@@ -59,23 +59,79 @@ type Config struct {
 	// across all peers; streams beyond it are reset with
 	// StreamResourceLimitExceeded before anything is read.
 	MaxInboundRequests int
+
+	// MaxInboundHellosPerPeer caps the hello streams one peer has open to
+	// this one at a time; more are reset at once, before they take one of
+	// MaxInboundRequests, so one peer cannot hold every request slot.
+	MaxInboundHellosPerPeer int
+
+	// HelloFirstByteTimeout is how long a served hello stream may stay
+	// silent: one whose request has not started arriving within it is
+	// reset, so a caller that stalls frees its slot long before
+	// RequestTimeout. It must allow one round trip on the slowest link.
+	HelloFirstByteTimeout time.Duration
+
+	// MaxHelloSize caps a hello frame body in bytes, both ways, in place
+	// of MaxFrameSize when smaller: a hello is one alive envelope
+	// (certificate and addresses, typically well under 1 KiB) and comes
+	// from a peer not yet verified, so it gets far less memory than a push
+	// frame.
+	MaxHelloSize int
+
+	// The count caps below bound a frame's decoding cost by its size: a
+	// frame whose repeated fields exceed one is refused (ErrTooManyItems,
+	// the stream reset) before anything is allocated for it. Without them
+	// 4 MiB of empty items decode to 2 million messages, hundreds of MiB
+	// of heap. Every peer of a network must allow what the others send.
+
+	// MaxBatchEnvelopes caps the envelopes of a push batch. Senders
+	// batch an emitter flush (MaxPropagationBurstSize messages), far less.
+	MaxBatchEnvelopes int
+
+	// MaxBatchControl caps the tree control entries of a push batch: one
+	// per (channel, root) tree the sender has news about for this peer.
+	MaxBatchControl int
+
+	// MaxControlNumbers caps the block numbers of one control entry,
+	// IHAVE and GRAFT together.
+	MaxControlNumbers int
+
+	// MaxPullRanges caps the ranges of a fetch request and of a digest.
+	MaxPullRanges int
+
+	// MaxPullEnvelopes caps the envelopes of a pull response: the blocks
+	// of a fetch, the elements of a StateInfo snapshot, the alive
+	// messages of a membership response. Responders must stay under it
+	// (a membership response of a larger network must be cut).
+	MaxPullEnvelopes int
 }
 
 // DefaultConfig returns the defaults: libp2p's 4 MiB message cap, 128
-// batches and 16 MiB per peer, 10 s for writes, opens and requests, a reopen backoff from
-// 100 ms to 30 s, idle writers reclaimed after 2 min, 64 concurrent requests.
+// batches and 16 MiB per peer, 10 s for writes, opens and requests, a
+// reopen backoff from 100 ms to 30 s, idle writers reclaimed after 2 min,
+// 64 concurrent requests; hellos of at most 64 KiB, 2 at a time per peer,
+// silent for at most 2 s; 1024 items of each repeated field and 256
+// numbers per tree control entry.
 func DefaultConfig() Config {
 	return Config{
-		MaxFrameSize:       network.MessageSizeMax,
-		SendQueueSize:      128,
-		SendQueueBytes:     16 << 20,
-		WriteTimeout:       10 * time.Second,
-		OpenTimeout:        10 * time.Second,
-		RequestTimeout:     10 * time.Second,
-		ReopenBackoffMin:   100 * time.Millisecond,
-		ReopenBackoffMax:   30 * time.Second,
-		IdleTimeout:        2 * time.Minute,
-		MaxInboundRequests: 64,
+		MaxFrameSize:            network.MessageSizeMax,
+		SendQueueSize:           128,
+		SendQueueBytes:          16 << 20,
+		WriteTimeout:            10 * time.Second,
+		OpenTimeout:             10 * time.Second,
+		RequestTimeout:          10 * time.Second,
+		ReopenBackoffMin:        100 * time.Millisecond,
+		ReopenBackoffMax:        30 * time.Second,
+		IdleTimeout:             2 * time.Minute,
+		MaxInboundRequests:      64,
+		MaxInboundHellosPerPeer: 2,
+		HelloFirstByteTimeout:   2 * time.Second,
+		MaxHelloSize:            64 << 10,
+		MaxBatchEnvelopes:       1024,
+		MaxBatchControl:         1024,
+		MaxControlNumbers:       256,
+		MaxPullRanges:           1024,
+		MaxPullEnvelopes:        1024,
 	}
 }
 
@@ -99,6 +155,14 @@ func (c Config) Validate() error {
 			fmt.Sprintf("must be at least ReopenBackoffMin (%s)", c.ReopenBackoffMin)},
 		{"IdleTimeout", c.IdleTimeout, c.IdleTimeout >= 0, nonNegative},
 		{"MaxInboundRequests", c.MaxInboundRequests, c.MaxInboundRequests > 0, positive},
+		{"MaxInboundHellosPerPeer", c.MaxInboundHellosPerPeer, c.MaxInboundHellosPerPeer > 0, positive},
+		{"HelloFirstByteTimeout", c.HelloFirstByteTimeout, c.HelloFirstByteTimeout > 0, positive},
+		{"MaxHelloSize", c.MaxHelloSize, c.MaxHelloSize > 0, positive},
+		{"MaxBatchEnvelopes", c.MaxBatchEnvelopes, c.MaxBatchEnvelopes > 0, positive},
+		{"MaxBatchControl", c.MaxBatchControl, c.MaxBatchControl >= 0, nonNegative},
+		{"MaxControlNumbers", c.MaxControlNumbers, c.MaxControlNumbers >= 0, nonNegative},
+		{"MaxPullRanges", c.MaxPullRanges, c.MaxPullRanges > 0, positive},
+		{"MaxPullEnvelopes", c.MaxPullEnvelopes, c.MaxPullEnvelopes > 0, positive},
 	}
 	for _, f := range checks {
 		if !f.ok {

@@ -26,6 +26,14 @@ func TestConfigValidate(t *testing.T) {
 			"ReopenBackoffMax must be at least ReopenBackoffMin (100ms), got 1ms"},
 		{"idle", func(c *Config) { c.IdleTimeout = -time.Second }, "IdleTimeout must not be negative, got -1s"},
 		{"requests", func(c *Config) { c.MaxInboundRequests = 0 }, "MaxInboundRequests must be positive, got 0"},
+		{"hellos per peer", func(c *Config) { c.MaxInboundHellosPerPeer = 0 }, "MaxInboundHellosPerPeer must be positive, got 0"},
+		{"hello first byte", func(c *Config) { c.HelloFirstByteTimeout = 0 }, "HelloFirstByteTimeout must be positive, got 0s"},
+		{"hello size", func(c *Config) { c.MaxHelloSize = 0 }, "MaxHelloSize must be positive, got 0"},
+		{"batch envelopes", func(c *Config) { c.MaxBatchEnvelopes = 0 }, "MaxBatchEnvelopes must be positive, got 0"},
+		{"batch control", func(c *Config) { c.MaxBatchControl = -1 }, "MaxBatchControl must not be negative, got -1"},
+		{"control numbers", func(c *Config) { c.MaxControlNumbers = -1 }, "MaxControlNumbers must not be negative, got -1"},
+		{"pull ranges", func(c *Config) { c.MaxPullRanges = 0 }, "MaxPullRanges must be positive, got 0"},
+		{"pull envelopes", func(c *Config) { c.MaxPullEnvelopes = 0 }, "MaxPullEnvelopes must be positive, got 0"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,22 +1,32 @@
 package transport
 
 import (
+	"slices"
+	"unicode/utf8"
+
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/fabgossip/fabgossip/transport/wire"
 )
 
-// decodeBatch decodes a push frame body the caller hands over. Batches of the
-// shape this version writes (envelopes of payload, signature and secret)
-// are decoded in place: their byte fields alias body instead of copying
-// it, which matters for megabyte blocks. Anything else (unknown fields from
-// a newer peer, repeated singular fields) takes the generic protobuf path,
-// so the result is always what proto.Unmarshal would give.
+// decodeBatch decodes a push frame body the caller hands over. It first
+// counts the batch's repeated fields against caps (countBatch), so a frame
+// over them is refused with ErrTooManyItems before anything is allocated.
+// Batches of the shape this version writes (envelopes of payload, signature
+// and secret; tree control entries) are then decoded in place: their byte
+// fields alias body instead of copying it, which matters for megabyte
+// blocks. Anything else (unknown fields from a newer peer, repeated
+// singular fields) takes the generic protobuf path, so the result is always
+// what proto.Unmarshal would give.
 //
 // Aliasing means a kept envelope keeps its whole frame alive; the frame is
 // at most MaxFrameSize.
-func decodeBatch(body []byte) (*wire.Batch, error) {
-	if b, ok := decodeBatchInPlace(body); ok {
+func decodeBatch(body []byte, caps itemCaps) (*wire.Batch, error) {
+	n, err := countBatch(body, caps)
+	if err != nil {
+		return nil, err
+	}
+	if b, ok := decodeBatchInPlace(body, n); ok {
 		return b, nil
 	}
 	b := new(wire.Batch)
@@ -26,26 +36,54 @@ func decodeBatch(body []byte) (*wire.Batch, error) {
 	return b, nil
 }
 
-func decodeBatchInPlace(body []byte) (*wire.Batch, bool) {
+// decodeBatchInPlace decodes a batch with n's counts of envelopes and
+// control entries (from countBatch), allocating each kind in one slab.
+func decodeBatchInPlace(body []byte, n batchCounts) (*wire.Batch, bool) {
 	b := new(wire.Batch)
+	var envs []wire.Envelope
+	if n.envelopes > 0 {
+		envs = make([]wire.Envelope, n.envelopes)
+		b.Envelopes = make([]*wire.Envelope, 0, n.envelopes)
+	}
+	var ctrl []wire.TreeControl
+	if n.control > 0 {
+		ctrl = make([]wire.TreeControl, n.control)
+		b.Control = make([]*wire.TreeControl, 0, n.control)
+	}
 	for len(body) > 0 {
-		v, rest, ok := consumeBytesField(body, 1)
-		if !ok {
+		num, typ, k := protowire.ConsumeTag(body)
+		if k < 0 || typ != protowire.BytesType {
 			return nil, false
 		}
-		body = rest
-		env, ok := decodeEnvelopeInPlace(v)
-		if !ok {
+		v, m := protowire.ConsumeBytes(body[k:])
+		if m < 0 {
 			return nil, false
 		}
-		b.Envelopes = append(b.Envelopes, env)
+		body = body[k+m:]
+		switch {
+		case num == 1 && len(b.Envelopes) < len(envs):
+			env := &envs[len(b.Envelopes)]
+			if !decodeEnvelopeInPlace(v, env) {
+				return nil, false
+			}
+			b.Envelopes = append(b.Envelopes, env)
+		case num == 2 && len(b.Control) < len(ctrl):
+			tc := &ctrl[len(b.Control)]
+			if !decodeTreeControlInPlace(v, tc) {
+				return nil, false
+			}
+			b.Control = append(b.Control, tc)
+		default:
+			// An unknown field, or more entries than counted (cannot
+			// happen: countBatch counts exactly these fields).
+			return nil, false
+		}
 	}
 	return b, true
 }
 
-func decodeEnvelopeInPlace(body []byte) (*wire.Envelope, bool) {
-	var env wire.Envelope
-	ok := eachBytesField(body, 3, func(num protowire.Number, v []byte) bool {
+func decodeEnvelopeInPlace(body []byte, env *wire.Envelope) bool {
+	return eachBytesField(body, 3, func(num protowire.Number, v []byte) bool {
 		switch num {
 		case 1:
 			env.Payload = v
@@ -60,14 +98,10 @@ func decodeEnvelopeInPlace(body []byte) (*wire.Envelope, bool) {
 		}
 		return true
 	})
-	if !ok {
-		return nil, false
-	}
-	return &env, true
 }
 
 func decodeSecretEnvelopeInPlace(body []byte) (*wire.SecretEnvelope, bool) {
-	var se wire.SecretEnvelope
+	se := new(wire.SecretEnvelope)
 	ok := eachBytesField(body, 2, func(num protowire.Number, v []byte) bool {
 		if num == 1 {
 			se.Payload = v
@@ -79,7 +113,76 @@ func decodeSecretEnvelopeInPlace(body []byte) (*wire.SecretEnvelope, bool) {
 	if !ok {
 		return nil, false
 	}
-	return &se, true
+	return se, true
+}
+
+// decodeTreeControlInPlace decodes a control entry, its root aliasing body.
+// The number lists are taken packed (what this version writes) or unpacked,
+// and repeated occurrences append, as in proto.Unmarshal; any other field,
+// or a channel that is not UTF-8, sends the batch to the generic path.
+func decodeTreeControlInPlace(body []byte, tc *wire.TreeControl) bool {
+	for len(body) > 0 {
+		num, typ, k := protowire.ConsumeTag(body)
+		if k < 0 {
+			return false
+		}
+		body = body[k:]
+		var list *[]uint64
+		switch num {
+		case 3:
+			list = &tc.Ihave
+		case 4:
+			list = &tc.Graft
+		}
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			v, m := protowire.ConsumeBytes(body)
+			if m < 0 || !utf8.Valid(v) {
+				return false
+			}
+			tc.Channel = string(v)
+			body = body[m:]
+		case num == 2 && typ == protowire.BytesType:
+			v, m := protowire.ConsumeBytes(body)
+			if m < 0 {
+				return false
+			}
+			tc.Root = v[:len(v):len(v)]
+			body = body[m:]
+		case list != nil && typ == protowire.BytesType:
+			v, m := protowire.ConsumeBytes(body)
+			if m < 0 {
+				return false
+			}
+			*list = slices.Grow(*list, countVarints(v))
+			for len(v) > 0 {
+				x, j := protowire.ConsumeVarint(v)
+				if j < 0 {
+					return false
+				}
+				*list = append(*list, x)
+				v = v[j:]
+			}
+			body = body[m:]
+		case list != nil && typ == protowire.VarintType:
+			x, m := protowire.ConsumeVarint(body)
+			if m < 0 {
+				return false
+			}
+			*list = append(*list, x)
+			body = body[m:]
+		case num == 5 && typ == protowire.VarintType:
+			x, m := protowire.ConsumeVarint(body)
+			if m < 0 {
+				return false
+			}
+			tc.Prune = protowire.DecodeBool(x)
+			body = body[m:]
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // eachBytesField walks a message made only of length-delimited fields
@@ -104,17 +207,4 @@ func eachBytesField(body []byte, last protowire.Number, set func(num protowire.N
 		}
 	}
 	return true
-}
-
-// consumeBytesField reads one length-delimited field numbered num.
-func consumeBytesField(b []byte, num protowire.Number) (v, rest []byte, ok bool) {
-	got, typ, n := protowire.ConsumeTag(b)
-	if n < 0 || got != num || typ != protowire.BytesType {
-		return nil, nil, false
-	}
-	v, m := protowire.ConsumeBytes(b[n:])
-	if m < 0 {
-		return nil, nil, false
-	}
-	return v, b[n+m:], true
 }

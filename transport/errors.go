@@ -24,6 +24,18 @@ var (
 	// protobuf message.
 	ErrMalformedFrame = errors.New("transport: malformed frame")
 
+	// ErrTooManyItems is returned when a received frame has more items in
+	// a repeated field than its Config cap (MaxBatchEnvelopes and the
+	// others). It is wrapped with the field, its count and the cap, and
+	// found before the frame is decoded; the stream is reset as for a
+	// malformed frame.
+	ErrTooManyItems = errors.New("transport: too many items")
+
+	// ErrUnadmitted is traced when an inbound push or pull stream is reset
+	// because the admission function refused its peer, at open or later
+	// through ResetInbound.
+	ErrUnadmitted = errors.New("transport: peer not admitted")
+
 	// ErrSelf is returned when the destination is the local peer.
 	ErrSelf = errors.New("transport: destination is the local peer")
 

@@ -95,13 +95,27 @@ func FuzzOpen(f *testing.F) {
 	})
 }
 
-// FuzzDecodeBatch checks the push decode path, which decodes in place,
-// against proto.Unmarshal.
+// fuzzCaps are the count caps the fuzzed decoders run with, small so that
+// every cap is reachable.
+var fuzzCaps = itemCaps{batchEnvelopes: 8, batchControl: 4, controlNumbers: 8, pullRanges: 8, pullEnvelopes: 4}
+
+// FuzzDecodeBatch checks the push decode path, which counts and then decodes
+// in place, against proto.Unmarshal: it refuses exactly the batches over
+// the caps, and otherwise gives the same batch.
 func FuzzDecodeBatch(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		want := new(wire.Batch)
 		wantErr := proto.Unmarshal(data, want)
-		got, err := decodeBatch(bytes.Clone(data))
+		got, err := decodeBatch(bytes.Clone(data), fuzzCaps)
+		if errors.Is(err, ErrTooManyItems) {
+			if wantErr == nil && !overCaps(want, fuzzCaps) {
+				t.Fatalf("refused a batch within the caps: %v", err)
+			}
+			return
+		}
+		if wantErr == nil && overCaps(want, fuzzCaps) {
+			t.Fatal("accepted a batch over the caps")
+		}
 		if (err == nil) != (wantErr == nil) {
 			t.Fatalf("decodeBatch error %v, proto.Unmarshal error %v", err, wantErr)
 		}
@@ -116,6 +130,84 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 		roundTripFrame(t, got, new(wire.Batch))
 	})
+}
+
+// FuzzDecodeTreeControl checks the in-place control entry decoder against
+// proto.Unmarshal: what it decodes is what proto gives, and it declines
+// (sending the batch to the generic path) only unknown fields or bytes
+// proto rejects.
+func FuzzDecodeTreeControl(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		want := new(wire.TreeControl)
+		wantErr := proto.Unmarshal(data, want)
+		got := new(wire.TreeControl)
+		ok := decodeTreeControlInPlace(bytes.Clone(data), got)
+		switch {
+		case ok && wantErr != nil:
+			t.Fatalf("decoded in place what proto.Unmarshal rejects: %v", wantErr)
+		case ok && !proto.Equal(got, want):
+			t.Fatalf("in place %v, proto.Unmarshal %v", got, want)
+		case !ok && wantErr == nil && len(want.ProtoReflect().GetUnknown()) == 0:
+			t.Fatal("declined an entry without unknown fields")
+		}
+		if ok && countControlNumbers(data) != len(got.Ihave)+len(got.Graft) {
+			t.Fatalf("counted %d numbers, decoded %d", countControlNumbers(data), len(got.Ihave)+len(got.Graft))
+		}
+	})
+}
+
+// FuzzCountItems checks the counting pre-pass of each message that has one
+// (kind: 0 Batch, 1 PullRequest, 2 PullResponse) against what
+// proto.Unmarshal decodes: nothing it accepts is over a cap. It may refuse
+// a message within them only when proto would fail on it, or for items of
+// a oneof member a later member replaces (decoded, then dropped).
+func FuzzCountItems(f *testing.F) {
+	f.Fuzz(func(t *testing.T, kind uint8, data []byte) {
+		var m proto.Message
+		switch kind % 3 {
+		case 0:
+			m = new(wire.Batch)
+		case 1:
+			m = new(wire.PullRequest)
+		case 2:
+			m = new(wire.PullResponse)
+		}
+		err := checkCounts(data, m, fuzzCaps)
+		if err != nil && !errors.Is(err, ErrTooManyItems) {
+			t.Fatalf("unclassified error %v", err)
+		}
+		if proto.Unmarshal(data, m) != nil {
+			return
+		}
+		over := overCaps(m, fuzzCaps)
+		if err == nil && over {
+			t.Fatalf("accepted %T over the caps", m)
+		}
+		if _, batch := m.(*wire.Batch); batch && err != nil && !over {
+			t.Fatalf("refused a batch within the caps: %v", err)
+		}
+	})
+}
+
+// overCaps reports whether a decoded message has more items than caps allow.
+func overCaps(m proto.Message, caps itemCaps) bool {
+	switch m := m.(type) {
+	case *wire.Batch:
+		if len(m.GetEnvelopes()) > caps.batchEnvelopes || len(m.GetControl()) > caps.batchControl {
+			return true
+		}
+		for _, c := range m.GetControl() {
+			if len(c.GetIhave())+len(c.GetGraft()) > caps.controlNumbers {
+				return true
+			}
+		}
+	case *wire.PullRequest:
+		return len(m.GetFetch().GetRanges()) > caps.pullRanges
+	case *wire.PullResponse:
+		envs := len(m.GetFetch().GetBlocks()) + len(m.GetStateInfo().GetElements()) + len(m.GetMembership().GetAlive())
+		return len(m.GetDigest().GetRanges()) > caps.pullRanges || envs > caps.pullEnvelopes
+	}
+	return false
 }
 
 func FuzzDecodeMessage(f *testing.F) {

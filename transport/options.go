@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/fabgossip/fabgossip/transport/wire"
 )
@@ -26,6 +27,12 @@ type PullHandler func(ctx context.Context, from peer.ID, req *wire.PullRequest) 
 // the stream.
 type HelloHandler func(ctx context.Context, from peer.ID, req *wire.Hello) (*wire.Hello, error)
 
+// Admission decides whether a peer may use an inbound push or pull stream,
+// typically whether its hello has completed. It is called on the stream's
+// goroutine right after the stream opens, before anything is read, so it
+// must be quick and must not call back into the Transport.
+type Admission func(from peer.ID, pid protocol.ID) bool
+
 // Option sets a collaborator of the Transport.
 type Option func(*options)
 
@@ -35,6 +42,7 @@ type options struct {
 	push    PushHandler
 	pull    PullHandler
 	hello   HelloHandler
+	admit   Admission
 }
 
 // WithLogger sets the logger (default slog.Default()).
@@ -71,4 +79,14 @@ func WithPullHandler(h PullHandler) Option {
 // not offered.
 func WithHelloHandler(h HelloHandler) Option {
 	return func(o *options) { o.hello = h }
+}
+
+// WithAdmission gates inbound push and pull streams with admit: a stream
+// from a peer it refuses is reset (traced as ErrorUnadmitted) without a
+// byte read, and no handler is called. Hello streams are never gated: the
+// hello is how a peer becomes admitted. A peer refused later keeps the
+// streams it has open until ResetInbound. Without it every peer is
+// admitted.
+func WithAdmission(admit Admission) Option {
+	return func(o *options) { o.admit = admit }
 }

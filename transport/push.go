@@ -21,8 +21,10 @@ import (
 // network. Batches to one peer are written in order, each as one frame on
 // the peer's long-lived push stream, opened on the first Send. Send returns
 // ErrQueueFull when the peer's queue is full, ErrFrameTooLarge when b
-// exceeds MaxFrameSize, ErrSelf and ErrClosed; all but the last two are
-// counted as drops. Delivery is best effort: a frame lost to a failed stream
+// exceeds MaxFrameSize, ErrTooManyItems when it has more envelopes or
+// control than the caps allow (a receiver with the same caps would refuse
+// it), ErrSelf and ErrClosed; all but the last two are counted as drops
+// (DropQueueFull, DropTooLarge). Delivery is best effort: a frame lost to a failed stream
 // is counted (DropWriteError), not retried.
 //
 // b must not be modified after Send; the same batch may be passed to Send
@@ -30,6 +32,10 @@ import (
 func (t *Transport) Send(to peer.ID, b *wire.Batch) error {
 	if to == t.host.ID() {
 		return ErrSelf
+	}
+	if err := batchWithinCaps(b, t.caps); err != nil {
+		t.trace.dropped(to, ProtocolPush, DropTooLarge, 1)
+		return fmt.Errorf("send to %s: %w", to, err)
 	}
 	size := proto.Size(b)
 	if size > t.cfg.MaxFrameSize {
@@ -66,7 +72,7 @@ func (t *Transport) Send(to peer.ID, b *wire.Batch) error {
 
 // ClosePeer discards p's queued batches (counted as DropClosed), resets its
 // push stream and waits for its writer to exit. The next Send to p starts
-// afresh. Inbound streams from p are not affected.
+// afresh. Inbound streams from p are not affected: see ResetInbound.
 func (t *Transport) ClosePeer(p peer.ID) {
 	if w := t.removeWriter(p); w != nil {
 		<-w.done
@@ -332,9 +338,10 @@ func backoff(n int, lo, hi time.Duration) time.Duration {
 	return half + rand.N(d-half+1)
 }
 
-// handlePush reads frames from one inbound push stream until it ends and
-// hands each batch to the PushHandler, synchronously: a slow handler
-// backpressures only this peer. A bad frame resets only this stream.
+// handlePush reads frames from one inbound push stream of an admitted peer
+// until it ends and hands each batch to the PushHandler, synchronously: a
+// slow handler backpressures only this peer. A bad frame resets only this
+// stream.
 func (t *Transport) handlePush(s network.Stream) {
 	if !t.enter() {
 		_ = s.Reset()
@@ -342,8 +349,12 @@ func (t *Transport) handlePush(s network.Stream) {
 	}
 	defer t.wg.Done()
 	from := s.Conn().RemotePeer()
+	if !t.openInbound(s, from, ProtocolPush) {
+		return
+	}
+	end := func(err error) { t.endInbound(s, from, ProtocolPush, err) }
 	if err := s.Scope().SetService(ServiceName); err != nil {
-		t.endStream(s, from, ProtocolPush, err)
+		end(err)
 		return
 	}
 	stop := context.AfterFunc(t.ctx, func() { _ = s.Reset() })
@@ -356,12 +367,12 @@ func (t *Transport) handlePush(s network.Stream) {
 		// body must be its own, never a reader buffer.
 		body, err := fr.NextOwned()
 		if err != nil {
-			t.endStream(s, from, ProtocolPush, err)
+			end(err)
 			return
 		}
-		b, err := decodeBatch(body)
+		b, err := decodeBatch(body, t.caps)
 		if err != nil {
-			t.endStream(s, from, ProtocolPush, err)
+			end(err)
 			return
 		}
 		t.trace.frameReceived(from, ProtocolPush, protowire.SizeVarint(uint64(len(body)))+len(body))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -19,6 +20,8 @@ import (
 var (
 	errNilResponse = errors.New("handler returned no response")
 	errBusy        = errors.New("too many inbound requests")
+	errHelloBusy   = errors.New("too many inbound hellos from the peer")
+	errHelloSilent = errors.New("no hello request within HelloFirstByteTimeout")
 	errNoRequest   = fmt.Errorf("%w: stream ended before the request", ErrMalformedFrame)
 )
 
@@ -53,7 +56,7 @@ func (t *Transport) request(ctx context.Context, to peer.ID, pid protocol.ID, re
 	if t.ctx.Err() != nil {
 		return ErrClosed
 	}
-	frame, err := AppendFrame(nil, req, t.cfg.MaxFrameSize)
+	frame, err := t.appendFrame(pid, req)
 	if err != nil {
 		return fmt.Errorf("%s to %s: %w", pid, to, err)
 	}
@@ -92,14 +95,14 @@ func (t *Transport) request(ctx context.Context, to peer.ID, pid protocol.ID, re
 	// CloseWrite is not fatal: the read below tells.
 	_ = s.CloseWrite()
 
-	fr := newScopedFrameReader(s, t.cfg.MaxFrameSize, s.Scope())
+	fr := newScopedFrameReader(s, t.frameCap(pid), s.Scope())
 	defer fr.Release()
 	body, err := fr.Next()
 	if errors.Is(err, io.EOF) {
 		err = ErrNoResponse
 	}
 	if err == nil {
-		err = decodeBody(body, resp)
+		err = t.decode(body, resp)
 	}
 	if err != nil {
 		return fail(fmt.Errorf("read response: %w", err))
@@ -147,7 +150,10 @@ func (t *Transport) handleHello(s network.Stream) {
 
 // serve answers one request stream: read one capped request frame, call
 // handle, write its response, Close. Everything, the handler included, is
-// bounded by RequestTimeout; any failure resets the stream.
+// bounded by RequestTimeout; any failure resets the stream. Before
+// anything is read, a pull stream passes admission and a hello stream
+// MaxInboundHellosPerPeer, then either takes one of MaxInboundRequests;
+// a hello must then start arriving within HelloFirstByteTimeout.
 func (t *Transport) serve(s network.Stream, pid protocol.ID, req proto.Message,
 	handle func(context.Context, peer.ID, proto.Message) (proto.Message, error)) {
 	if !t.enter() {
@@ -156,6 +162,19 @@ func (t *Transport) serve(s network.Stream, pid protocol.ID, req proto.Message,
 	}
 	defer t.wg.Done()
 	from := s.Conn().RemotePeer()
+	if !t.openInbound(s, from, pid) {
+		return
+	}
+	ended := false
+	end := func(err error) {
+		ended = true
+		t.endInbound(s, from, pid, err)
+	}
+	defer func() {
+		if !ended {
+			t.untrack(s, from)
+		}
+	}()
 
 	select {
 	case t.requests <- struct{}{}:
@@ -166,7 +185,7 @@ func (t *Transport) serve(s network.Stream, pid protocol.ID, req proto.Message,
 		return
 	}
 	if err := s.Scope().SetService(ServiceName); err != nil {
-		t.endStream(s, from, pid, err)
+		end(err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.RequestTimeout)
@@ -174,21 +193,30 @@ func (t *Transport) serve(s network.Stream, pid protocol.ID, req proto.Message,
 	stopReset := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stopReset()
 	if err := s.SetDeadline(time.Now().Add(t.cfg.RequestTimeout)); err != nil {
-		t.endStream(s, from, pid, err)
+		end(err)
 		return
 	}
 
-	fr := newScopedFrameReader(s, t.cfg.MaxFrameSize, s.Scope())
+	var r io.Reader = s
+	var silent *firstByteTimer
+	if pid == ProtocolHello {
+		silent = startFirstByteTimer(s, t.cfg.HelloFirstByteTimeout)
+		r = silent
+	}
+	fr := newScopedFrameReader(r, t.frameCap(pid), s.Scope())
 	defer fr.Release()
 	body, err := fr.Next()
 	if errors.Is(err, io.EOF) {
 		err = errNoRequest
 	}
+	if silent.fired() {
+		err = fmt.Errorf("%w: %w", errHelloSilent, err)
+	}
 	if err == nil {
-		err = decodeBody(body, req)
+		err = t.decode(body, req)
 	}
 	if err != nil {
-		t.endStream(s, from, pid, err)
+		end(err)
 		return
 	}
 	t.trace.frameReceived(from, pid, protowire.SizeVarint(uint64(len(body)))+len(body))
@@ -196,7 +224,7 @@ func (t *Transport) serve(s network.Stream, pid protocol.ID, req proto.Message,
 	resp, err := handle(ctx, from, req)
 	var frame []byte
 	if err == nil {
-		frame, err = AppendFrame(nil, resp, t.cfg.MaxFrameSize)
+		frame, err = t.appendFrame(pid, resp)
 	}
 	if err != nil {
 		_ = s.Reset()
@@ -207,11 +235,80 @@ func (t *Transport) serve(s network.Stream, pid protocol.ID, req proto.Message,
 		return
 	}
 	if _, err := s.Write(frame); err != nil {
-		t.endStream(s, from, pid, fmt.Errorf("write response: %w", err))
+		end(fmt.Errorf("write response: %w", err))
 		return
 	}
 	t.trace.frameSent(from, pid, len(frame))
 	if stopReset() {
 		_ = s.Close()
 	}
+}
+
+// frameCap is the frame body cap of pid: MaxHelloSize for hellos (when
+// below MaxFrameSize), MaxFrameSize otherwise.
+func (t *Transport) frameCap(pid protocol.ID) int {
+	if pid == ProtocolHello {
+		return min(t.cfg.MaxHelloSize, t.cfg.MaxFrameSize)
+	}
+	return t.cfg.MaxFrameSize
+}
+
+// appendFrame frames a request or response of pid, refusing one the peer
+// would refuse: over pid's frame cap, or (if it has the same caps) over a
+// count cap.
+func (t *Transport) appendFrame(pid protocol.ID, m proto.Message) ([]byte, error) {
+	frame, err := AppendFrame(nil, m, t.frameCap(pid))
+	if err != nil {
+		return nil, err
+	}
+	_, n := protowire.ConsumeVarint(frame)
+	if err := checkCounts(frame[n:], m, t.caps); err != nil {
+		return nil, err
+	}
+	return frame, nil
+}
+
+// decode is decodeBody behind the counting pre-pass: the decode path of
+// every request and response.
+func (t *Transport) decode(body []byte, m proto.Message) error {
+	if err := checkCounts(body, m, t.caps); err != nil {
+		return err
+	}
+	return decodeBody(body, m)
+}
+
+// firstByteTimer resets a stream unless a byte arrives on it in time. It
+// reads through to the stream, and a nil timer reads nothing.
+type firstByteTimer struct {
+	s       network.Stream
+	timer   *time.Timer
+	stopped bool // a byte arrived: only the reading goroutine touches it
+	reset   atomic.Bool
+}
+
+func startFirstByteTimer(s network.Stream, d time.Duration) *firstByteTimer {
+	ft := &firstByteTimer{s: s}
+	ft.timer = time.AfterFunc(d, func() {
+		ft.reset.Store(true)
+		_ = s.Reset()
+	})
+	return ft
+}
+
+func (ft *firstByteTimer) Read(p []byte) (int, error) {
+	n, err := ft.s.Read(p)
+	if n > 0 && !ft.stopped {
+		ft.stopped = true
+		ft.timer.Stop()
+	}
+	return n, err
+}
+
+// fired reports whether the timer reset the stream.
+func (ft *firstByteTimer) fired() bool {
+	if ft == nil {
+		return false
+	}
+	ft.timer.Stop()
+	return ft.reset.Load()
 }

@@ -50,13 +50,22 @@ const (
 	// connection lost) or the stream could not be opened.
 	ErrorStream
 	// ErrorHandler: a pull or hello handler returned an error, or the
-	// server was at MaxInboundRequests. The request stream was reset.
+	// server was at MaxInboundRequests or MaxInboundHellosPerPeer. The
+	// request stream was reset.
 	ErrorHandler
+	// ErrorTooManyItems: a frame had more items in a repeated field than
+	// its cap (ErrTooManyItems). The stream was reset before the frame was
+	// decoded.
+	ErrorTooManyItems
+	// ErrorUnadmitted: an inbound push or pull stream from a peer the
+	// admission function refused was reset, at open before anything was
+	// read, or by ResetInbound.
+	ErrorUnadmitted
 
 	numErrorKinds = iota
 )
 
-var errorKindNames = [numErrorKinds]string{"malformed", "oversized", "stream", "handler"}
+var errorKindNames = [numErrorKinds]string{"malformed", "oversized", "stream", "handler", "too_many_items", "unadmitted"}
 
 // String returns a stable, metric-friendly name.
 func (k ErrorKind) String() string {

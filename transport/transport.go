@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -24,6 +25,8 @@ type Transport struct {
 	push    PushHandler
 	pull    PullHandler
 	hello   HelloHandler
+	admit   Admission
+	caps    itemCaps
 	served  []protocol.ID
 	notifee network.Notifiee
 
@@ -40,6 +43,14 @@ type Transport struct {
 	mu      sync.RWMutex
 	closed  bool
 	writers map[peer.ID]*peerWriter
+
+	// inMu guards the inbound stream bookkeeping.
+	inMu sync.Mutex
+	// inbound holds the open inbound streams per peer, with their
+	// protocols, for ResetInbound.
+	inbound map[peer.ID]map[network.Stream]protocol.ID
+	// hellos counts the inbound hello streams per peer being served.
+	hellos map[peer.ID]int
 }
 
 // New starts a transport on h: it registers a stream handler for each
@@ -65,6 +76,10 @@ func New(h host.Host, cfg Config, opts ...Option) (*Transport, error) {
 		push:     o.push,
 		pull:     o.pull,
 		hello:    o.hello,
+		admit:    o.admit,
+		caps:     cfg.itemCaps(),
+		inbound:  make(map[peer.ID]map[network.Stream]protocol.ID),
+		hellos:   make(map[peer.ID]int),
 		ctx:      ctx,
 		cancel:   cancel,
 		requests: make(chan struct{}, cfg.MaxInboundRequests),
@@ -149,9 +164,22 @@ func (t *Transport) endStream(s network.Stream, from peer.ID, pid protocol.ID, e
 	t.log.Debug("stream reset", "peer", from, "protocol", pid, "kind", kind, "err", err)
 }
 
+// endInbound is endStream for a tracked inbound stream: it unregisters s,
+// and words the failure of a stream ResetInbound reset as ErrUnadmitted.
+func (t *Transport) endInbound(s network.Stream, from peer.ID, pid protocol.ID, err error) {
+	if !t.untrack(s, from) {
+		err = fmt.Errorf("%w: %w", ErrUnadmitted, err)
+	}
+	t.endStream(s, from, pid, err)
+}
+
 // classify maps a read error to the kind traced and the reset code sent.
 func classify(err error) (ErrorKind, network.StreamErrorCode) {
 	switch {
+	case errors.Is(err, ErrUnadmitted):
+		return ErrorUnadmitted, network.StreamGated
+	case errors.Is(err, ErrTooManyItems):
+		return ErrorTooManyItems, network.StreamProtocolViolation
 	case errors.Is(err, ErrFrameTooLarge):
 		return ErrorOversized, network.StreamProtocolViolation
 	case errors.Is(err, ErrMalformedFrame):

@@ -131,6 +131,7 @@ func TestBadFrameResetsOnlyItsStream(t *testing.T) {
 		{"truncated body", rawFrame(100, []byte{0x0a, 0x02}), ErrorMalformed},
 		{"overlong prefix", bytes.Repeat([]byte{0x80}, 11), ErrorMalformed},
 		{"random bytes", garbage, ErrorOversized},
+		{"too many envelopes", rawFrame(2*17, hostileBatch(2*17)), ErrorTooManyItems},
 	}
 	for _, kind := range []string{"tcp", "quic"} {
 		t.Run(kind, func(t *testing.T) {
@@ -140,6 +141,7 @@ func TestBadFrameResetsOnlyItsStream(t *testing.T) {
 			x, r, c := hs[0], hs[1], hs[2]
 			cfg := DefaultConfig()
 			cfg.MaxFrameSize = maxFrame
+			cfg.MaxBatchEnvelopes = 16
 			rTrace, xTrace := newRecorder(), newRecorder()
 			rHandler, rGot := collect(100)
 			cHandler, cGot := collect(100)
@@ -617,4 +619,66 @@ func TestSendQueueByteBudget(t *testing.T) {
 	if got := w.queued.Load(); got != 1<<20 {
 		t.Fatalf("queued %d bytes after a refusal, want %d", got, 1<<20)
 	}
+}
+
+// TestCountCapsOnStreams: a request over a count cap never reaches the
+// handler and resets its stream, a response over the client's caps fails the
+// request, and a sender refuses what its own caps would refuse.
+func TestCountCapsOnStreams(t *testing.T) {
+	hs := newHosts(t, "mocknet", 2)
+	small, big := DefaultConfig(), DefaultConfig()
+	small.MaxPullRanges, small.MaxPullEnvelopes, small.MaxBatchEnvelopes = 3, 3, 3
+	calls := make(chan *wire.PullRequest, 10)
+	pull := func(_ context.Context, _ peer.ID, req *wire.PullRequest) (*wire.PullResponse, error) {
+		calls <- req
+		return &wire.PullResponse{Response: &wire.PullResponse_Membership{Membership: &wire.MembershipResponse{
+			Alive: []*wire.Envelope{{}, {}, {}, {}}}}}, nil
+	}
+	strict, loose := newRecorder(), newRecorder()
+	ts := newTransport(t, hs[0], small, WithPullHandler(pull), WithPushHandler(func(peer.ID, *wire.Batch) {}), WithTracer(strict))
+	tl := newTransport(t, hs[1], big, WithPullHandler(pull), WithTracer(loose))
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	fetch := &wire.PullRequest{Request: &wire.PullRequest_Fetch{Fetch: &wire.FetchRequest{
+		Channel: "c", Ranges: []*wire.Range{{}, {}, {}, {}}}}}
+	membership := &wire.PullRequest{Request: &wire.PullRequest_Membership{Membership: &wire.MembershipRequest{}}}
+
+	t.Run("request over the server's caps", func(t *testing.T) {
+		if _, err := tl.Pull(ctx, hs[0].ID(), fetch); err == nil {
+			t.Fatal("pull succeeded")
+		}
+		e := strict.waitEvent(t, "refused request", func(e traceEvent) bool { return !e.drop && e.proto == ProtocolPull })
+		if e.kind != ErrorTooManyItems || !errors.Is(e.err, ErrTooManyItems) {
+			t.Fatalf("server traced %s (%v), want %s", e.kind, e.err, ErrorTooManyItems)
+		}
+		select {
+		case req := <-calls:
+			t.Fatalf("handler called with %v", req)
+		default:
+		}
+	})
+	t.Run("response over the client's caps", func(t *testing.T) {
+		if _, err := ts.Pull(ctx, hs[1].ID(), membership); !errors.Is(err, ErrTooManyItems) {
+			t.Fatalf("pull: %v, want ErrTooManyItems", err)
+		}
+		recv(t, calls, "the server's handler")
+		strict.waitEvent(t, "refused response", func(e traceEvent) bool { return !e.drop && e.kind == ErrorTooManyItems })
+	})
+	t.Run("sender refuses over its own caps", func(t *testing.T) {
+		if _, err := ts.Pull(ctx, hs[1].ID(), fetch); !errors.Is(err, ErrTooManyItems) {
+			t.Fatalf("pull: %v, want ErrTooManyItems", err)
+		}
+		b := &wire.Batch{Envelopes: []*wire.Envelope{{}, {}, {}, {}}}
+		if err := ts.Send(hs[1].ID(), b); !errors.Is(err, ErrTooManyItems) {
+			t.Fatalf("send: %v, want ErrTooManyItems", err)
+		}
+		if got := strict.dropsOf(hs[1].ID(), DropTooLarge); got != 1 {
+			t.Fatalf("%d drops counted too large, want 1", got)
+		}
+		select {
+		case req := <-calls:
+			t.Fatalf("handler called with %v", req)
+		default:
+		}
+	})
 }

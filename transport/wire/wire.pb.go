@@ -734,6 +734,7 @@ func (x *Alive) GetSequence() uint64 {
 type Batch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Envelopes     []*Envelope            `protobuf:"bytes,1,rep,name=envelopes,proto3" json:"envelopes,omitempty"`
+	Control       []*TreeControl         `protobuf:"bytes,2,rep,name=control,proto3" json:"control,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -775,6 +776,89 @@ func (x *Batch) GetEnvelopes() []*Envelope {
 	return nil
 }
 
+func (x *Batch) GetControl() []*TreeControl {
+	if x != nil {
+		return x.Control
+	}
+	return nil
+}
+
+type TreeControl struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Channel       string                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	Root          []byte                 `protobuf:"bytes,2,opt,name=root,proto3" json:"root,omitempty"`
+	Ihave         []uint64               `protobuf:"varint,3,rep,packed,name=ihave,proto3" json:"ihave,omitempty"`
+	Graft         []uint64               `protobuf:"varint,4,rep,packed,name=graft,proto3" json:"graft,omitempty"`
+	Prune         bool                   `protobuf:"varint,5,opt,name=prune,proto3" json:"prune,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TreeControl) Reset() {
+	*x = TreeControl{}
+	mi := &file_wire_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TreeControl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TreeControl) ProtoMessage() {}
+
+func (x *TreeControl) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TreeControl.ProtoReflect.Descriptor instead.
+func (*TreeControl) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *TreeControl) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *TreeControl) GetRoot() []byte {
+	if x != nil {
+		return x.Root
+	}
+	return nil
+}
+
+func (x *TreeControl) GetIhave() []uint64 {
+	if x != nil {
+		return x.Ihave
+	}
+	return nil
+}
+
+func (x *TreeControl) GetGraft() []uint64 {
+	if x != nil {
+		return x.Graft
+	}
+	return nil
+}
+
+func (x *TreeControl) GetPrune() bool {
+	if x != nil {
+		return x.Prune
+	}
+	return false
+}
+
 type Hello struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Alive         *Envelope              `protobuf:"bytes,1,opt,name=alive,proto3" json:"alive,omitempty"`
@@ -784,7 +868,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_wire_proto_msgTypes[11]
+	mi := &file_wire_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -796,7 +880,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[11]
+	mi := &file_wire_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -809,7 +893,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{11}
+	return file_wire_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Hello) GetAlive() *Envelope {
@@ -829,7 +913,7 @@ type Range struct {
 
 func (x *Range) Reset() {
 	*x = Range{}
-	mi := &file_wire_proto_msgTypes[12]
+	mi := &file_wire_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -841,7 +925,7 @@ func (x *Range) String() string {
 func (*Range) ProtoMessage() {}
 
 func (x *Range) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[12]
+	mi := &file_wire_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -854,7 +938,7 @@ func (x *Range) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Range.ProtoReflect.Descriptor instead.
 func (*Range) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{12}
+	return file_wire_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Range) GetFirst() uint64 {
@@ -880,7 +964,7 @@ type DigestRequest struct {
 
 func (x *DigestRequest) Reset() {
 	*x = DigestRequest{}
-	mi := &file_wire_proto_msgTypes[13]
+	mi := &file_wire_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +976,7 @@ func (x *DigestRequest) String() string {
 func (*DigestRequest) ProtoMessage() {}
 
 func (x *DigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[13]
+	mi := &file_wire_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +989,7 @@ func (x *DigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestRequest.ProtoReflect.Descriptor instead.
 func (*DigestRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{13}
+	return file_wire_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DigestRequest) GetChannel() string {
@@ -925,7 +1009,7 @@ type Digest struct {
 
 func (x *Digest) Reset() {
 	*x = Digest{}
-	mi := &file_wire_proto_msgTypes[14]
+	mi := &file_wire_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -937,7 +1021,7 @@ func (x *Digest) String() string {
 func (*Digest) ProtoMessage() {}
 
 func (x *Digest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[14]
+	mi := &file_wire_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -950,7 +1034,7 @@ func (x *Digest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Digest.ProtoReflect.Descriptor instead.
 func (*Digest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{14}
+	return file_wire_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Digest) GetChannel() string {
@@ -977,7 +1061,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_wire_proto_msgTypes[15]
+	mi := &file_wire_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +1073,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[15]
+	mi := &file_wire_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +1086,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{15}
+	return file_wire_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FetchRequest) GetChannel() string {
@@ -1028,7 +1112,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_wire_proto_msgTypes[16]
+	mi := &file_wire_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1124,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[16]
+	mi := &file_wire_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1137,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{16}
+	return file_wire_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FetchResponse) GetBlocks() []*Envelope {
@@ -1072,7 +1156,7 @@ type StateInfoRequest struct {
 
 func (x *StateInfoRequest) Reset() {
 	*x = StateInfoRequest{}
-	mi := &file_wire_proto_msgTypes[17]
+	mi := &file_wire_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1084,7 +1168,7 @@ func (x *StateInfoRequest) String() string {
 func (*StateInfoRequest) ProtoMessage() {}
 
 func (x *StateInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[17]
+	mi := &file_wire_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1097,7 +1181,7 @@ func (x *StateInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateInfoRequest.ProtoReflect.Descriptor instead.
 func (*StateInfoRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{17}
+	return file_wire_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StateInfoRequest) GetChannelMac() []byte {
@@ -1116,7 +1200,7 @@ type StateInfoSnapshot struct {
 
 func (x *StateInfoSnapshot) Reset() {
 	*x = StateInfoSnapshot{}
-	mi := &file_wire_proto_msgTypes[18]
+	mi := &file_wire_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1128,7 +1212,7 @@ func (x *StateInfoSnapshot) String() string {
 func (*StateInfoSnapshot) ProtoMessage() {}
 
 func (x *StateInfoSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[18]
+	mi := &file_wire_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1141,7 +1225,7 @@ func (x *StateInfoSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateInfoSnapshot.ProtoReflect.Descriptor instead.
 func (*StateInfoSnapshot) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{18}
+	return file_wire_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StateInfoSnapshot) GetElements() []*Envelope {
@@ -1159,7 +1243,7 @@ type MembershipRequest struct {
 
 func (x *MembershipRequest) Reset() {
 	*x = MembershipRequest{}
-	mi := &file_wire_proto_msgTypes[19]
+	mi := &file_wire_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1255,7 @@ func (x *MembershipRequest) String() string {
 func (*MembershipRequest) ProtoMessage() {}
 
 func (x *MembershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[19]
+	mi := &file_wire_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +1268,7 @@ func (x *MembershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipRequest.ProtoReflect.Descriptor instead.
 func (*MembershipRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{19}
+	return file_wire_proto_rawDescGZIP(), []int{20}
 }
 
 type MembershipResponse struct {
@@ -1196,7 +1280,7 @@ type MembershipResponse struct {
 
 func (x *MembershipResponse) Reset() {
 	*x = MembershipResponse{}
-	mi := &file_wire_proto_msgTypes[20]
+	mi := &file_wire_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1292,7 @@ func (x *MembershipResponse) String() string {
 func (*MembershipResponse) ProtoMessage() {}
 
 func (x *MembershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[20]
+	mi := &file_wire_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1305,7 @@ func (x *MembershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipResponse.ProtoReflect.Descriptor instead.
 func (*MembershipResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{20}
+	return file_wire_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MembershipResponse) GetAlive() []*Envelope {
@@ -1246,7 +1330,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_wire_proto_msgTypes[21]
+	mi := &file_wire_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1258,7 +1342,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[21]
+	mi := &file_wire_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1271,7 +1355,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{21}
+	return file_wire_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PullRequest) GetRequest() isPullRequest_Request {
@@ -1360,7 +1444,7 @@ type PullResponse struct {
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_wire_proto_msgTypes[22]
+	mi := &file_wire_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +1456,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[22]
+	mi := &file_wire_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +1469,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{22}
+	return file_wire_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PullResponse) GetResponse() isPullResponse_Response {
@@ -1519,9 +1603,16 @@ const file_wire_proto_rawDesc = "" +
 	"\bexternal\x18\x02 \x01(\bR\bexternal\x12\x14\n" +
 	"\x05addrs\x18\x03 \x03(\fR\x05addrs\x12 \n" +
 	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\x12\x1a\n" +
-	"\bsequence\x18\x05 \x01(\x04R\bsequence\"B\n" +
+	"\bsequence\x18\x05 \x01(\x04R\bsequence\"|\n" +
 	"\x05Batch\x129\n" +
-	"\tenvelopes\x18\x01 \x03(\v2\x1b.fabgossip.wire.v1.EnvelopeR\tenvelopes\":\n" +
+	"\tenvelopes\x18\x01 \x03(\v2\x1b.fabgossip.wire.v1.EnvelopeR\tenvelopes\x128\n" +
+	"\acontrol\x18\x02 \x03(\v2\x1e.fabgossip.wire.v1.TreeControlR\acontrol\"}\n" +
+	"\vTreeControl\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12\x12\n" +
+	"\x04root\x18\x02 \x01(\fR\x04root\x12\x14\n" +
+	"\x05ihave\x18\x03 \x03(\x04R\x05ihave\x12\x14\n" +
+	"\x05graft\x18\x04 \x03(\x04R\x05graft\x12\x14\n" +
+	"\x05prune\x18\x05 \x01(\bR\x05prune\":\n" +
 	"\x05Hello\x121\n" +
 	"\x05alive\x18\x01 \x01(\v2\x1b.fabgossip.wire.v1.EnvelopeR\x05alive\"1\n" +
 	"\x05Range\x12\x14\n" +
@@ -1577,7 +1668,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 	return file_wire_proto_rawDescData
 }
 
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_wire_proto_goTypes = []any{
 	(*Envelope)(nil),           // 0: fabgossip.wire.v1.Envelope
 	(*SecretEnvelope)(nil),     // 1: fabgossip.wire.v1.SecretEnvelope
@@ -1590,18 +1681,19 @@ var file_wire_proto_goTypes = []any{
 	(*Certificate)(nil),        // 8: fabgossip.wire.v1.Certificate
 	(*Alive)(nil),              // 9: fabgossip.wire.v1.Alive
 	(*Batch)(nil),              // 10: fabgossip.wire.v1.Batch
-	(*Hello)(nil),              // 11: fabgossip.wire.v1.Hello
-	(*Range)(nil),              // 12: fabgossip.wire.v1.Range
-	(*DigestRequest)(nil),      // 13: fabgossip.wire.v1.DigestRequest
-	(*Digest)(nil),             // 14: fabgossip.wire.v1.Digest
-	(*FetchRequest)(nil),       // 15: fabgossip.wire.v1.FetchRequest
-	(*FetchResponse)(nil),      // 16: fabgossip.wire.v1.FetchResponse
-	(*StateInfoRequest)(nil),   // 17: fabgossip.wire.v1.StateInfoRequest
-	(*StateInfoSnapshot)(nil),  // 18: fabgossip.wire.v1.StateInfoSnapshot
-	(*MembershipRequest)(nil),  // 19: fabgossip.wire.v1.MembershipRequest
-	(*MembershipResponse)(nil), // 20: fabgossip.wire.v1.MembershipResponse
-	(*PullRequest)(nil),        // 21: fabgossip.wire.v1.PullRequest
-	(*PullResponse)(nil),       // 22: fabgossip.wire.v1.PullResponse
+	(*TreeControl)(nil),        // 11: fabgossip.wire.v1.TreeControl
+	(*Hello)(nil),              // 12: fabgossip.wire.v1.Hello
+	(*Range)(nil),              // 13: fabgossip.wire.v1.Range
+	(*DigestRequest)(nil),      // 14: fabgossip.wire.v1.DigestRequest
+	(*Digest)(nil),             // 15: fabgossip.wire.v1.Digest
+	(*FetchRequest)(nil),       // 16: fabgossip.wire.v1.FetchRequest
+	(*FetchResponse)(nil),      // 17: fabgossip.wire.v1.FetchResponse
+	(*StateInfoRequest)(nil),   // 18: fabgossip.wire.v1.StateInfoRequest
+	(*StateInfoSnapshot)(nil),  // 19: fabgossip.wire.v1.StateInfoSnapshot
+	(*MembershipRequest)(nil),  // 20: fabgossip.wire.v1.MembershipRequest
+	(*MembershipResponse)(nil), // 21: fabgossip.wire.v1.MembershipResponse
+	(*PullRequest)(nil),        // 22: fabgossip.wire.v1.PullRequest
+	(*PullResponse)(nil),       // 23: fabgossip.wire.v1.PullResponse
 }
 var file_wire_proto_depIdxs = []int32{
 	1,  // 0: fabgossip.wire.v1.Envelope.secret:type_name -> fabgossip.wire.v1.SecretEnvelope
@@ -1612,25 +1704,26 @@ var file_wire_proto_depIdxs = []int32{
 	5,  // 5: fabgossip.wire.v1.StateInfo.properties:type_name -> fabgossip.wire.v1.Property
 	8,  // 6: fabgossip.wire.v1.Alive.certificate:type_name -> fabgossip.wire.v1.Certificate
 	0,  // 7: fabgossip.wire.v1.Batch.envelopes:type_name -> fabgossip.wire.v1.Envelope
-	0,  // 8: fabgossip.wire.v1.Hello.alive:type_name -> fabgossip.wire.v1.Envelope
-	12, // 9: fabgossip.wire.v1.Digest.ranges:type_name -> fabgossip.wire.v1.Range
-	12, // 10: fabgossip.wire.v1.FetchRequest.ranges:type_name -> fabgossip.wire.v1.Range
-	0,  // 11: fabgossip.wire.v1.FetchResponse.blocks:type_name -> fabgossip.wire.v1.Envelope
-	0,  // 12: fabgossip.wire.v1.StateInfoSnapshot.elements:type_name -> fabgossip.wire.v1.Envelope
-	0,  // 13: fabgossip.wire.v1.MembershipResponse.alive:type_name -> fabgossip.wire.v1.Envelope
-	13, // 14: fabgossip.wire.v1.PullRequest.digest:type_name -> fabgossip.wire.v1.DigestRequest
-	15, // 15: fabgossip.wire.v1.PullRequest.fetch:type_name -> fabgossip.wire.v1.FetchRequest
-	17, // 16: fabgossip.wire.v1.PullRequest.state_info:type_name -> fabgossip.wire.v1.StateInfoRequest
-	19, // 17: fabgossip.wire.v1.PullRequest.membership:type_name -> fabgossip.wire.v1.MembershipRequest
-	14, // 18: fabgossip.wire.v1.PullResponse.digest:type_name -> fabgossip.wire.v1.Digest
-	16, // 19: fabgossip.wire.v1.PullResponse.fetch:type_name -> fabgossip.wire.v1.FetchResponse
-	18, // 20: fabgossip.wire.v1.PullResponse.state_info:type_name -> fabgossip.wire.v1.StateInfoSnapshot
-	20, // 21: fabgossip.wire.v1.PullResponse.membership:type_name -> fabgossip.wire.v1.MembershipResponse
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	11, // 8: fabgossip.wire.v1.Batch.control:type_name -> fabgossip.wire.v1.TreeControl
+	0,  // 9: fabgossip.wire.v1.Hello.alive:type_name -> fabgossip.wire.v1.Envelope
+	13, // 10: fabgossip.wire.v1.Digest.ranges:type_name -> fabgossip.wire.v1.Range
+	13, // 11: fabgossip.wire.v1.FetchRequest.ranges:type_name -> fabgossip.wire.v1.Range
+	0,  // 12: fabgossip.wire.v1.FetchResponse.blocks:type_name -> fabgossip.wire.v1.Envelope
+	0,  // 13: fabgossip.wire.v1.StateInfoSnapshot.elements:type_name -> fabgossip.wire.v1.Envelope
+	0,  // 14: fabgossip.wire.v1.MembershipResponse.alive:type_name -> fabgossip.wire.v1.Envelope
+	14, // 15: fabgossip.wire.v1.PullRequest.digest:type_name -> fabgossip.wire.v1.DigestRequest
+	16, // 16: fabgossip.wire.v1.PullRequest.fetch:type_name -> fabgossip.wire.v1.FetchRequest
+	18, // 17: fabgossip.wire.v1.PullRequest.state_info:type_name -> fabgossip.wire.v1.StateInfoRequest
+	20, // 18: fabgossip.wire.v1.PullRequest.membership:type_name -> fabgossip.wire.v1.MembershipRequest
+	15, // 19: fabgossip.wire.v1.PullResponse.digest:type_name -> fabgossip.wire.v1.Digest
+	17, // 20: fabgossip.wire.v1.PullResponse.fetch:type_name -> fabgossip.wire.v1.FetchResponse
+	19, // 21: fabgossip.wire.v1.PullResponse.state_info:type_name -> fabgossip.wire.v1.StateInfoSnapshot
+	21, // 22: fabgossip.wire.v1.PullResponse.membership:type_name -> fabgossip.wire.v1.MembershipResponse
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -1643,13 +1736,13 @@ func file_wire_proto_init() {
 		(*Message_StateInfo)(nil),
 		(*Message_Alive)(nil),
 	}
-	file_wire_proto_msgTypes[21].OneofWrappers = []any{
+	file_wire_proto_msgTypes[22].OneofWrappers = []any{
 		(*PullRequest_Digest)(nil),
 		(*PullRequest_Fetch)(nil),
 		(*PullRequest_StateInfo)(nil),
 		(*PullRequest_Membership)(nil),
 	}
-	file_wire_proto_msgTypes[22].OneofWrappers = []any{
+	file_wire_proto_msgTypes[23].OneofWrappers = []any{
 		(*PullResponse_Digest)(nil),
 		(*PullResponse_Fetch)(nil),
 		(*PullResponse_StateInfo)(nil),
@@ -1661,7 +1754,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
