@@ -190,6 +190,9 @@ func (r *run) restartVictim(ctx context.Context) error {
 		return fmt.Errorf("restarting %s: %w", p.peer.Name, err)
 	}
 	rec.upAt = time.Now()
+	if err := r.writeScrapeConfig(); err != nil {
+		return err
+	}
 	st, err := p.client.Status(ctx)
 	if err != nil {
 		return fmt.Errorf("status of restarted %s: %w", p.peer.Name, err)

@@ -50,6 +50,10 @@ type ProcessOptions struct {
 	// Keep leaves the network running after the report, printing each
 	// peer's admin URL, until ctx ends.
 	Keep bool
+	// Prometheus, with Keep, is a file to write a Prometheus scrape config
+	// for every peer's admin /metrics to (ScrapeConfig), once every peer is
+	// up and again after a restart. Empty: none.
+	Prometheus string
 	// Command is recorded in the report.
 	Command []string
 	// Seed makes the block data reproducible.
@@ -109,6 +113,9 @@ func (o ProcessOptions) Validate() error {
 	}
 	if o.StartTimeout <= 0 || o.DeliveryTimeout <= 0 {
 		bad("timeout", o.DeliveryTimeout, "a positive duration")
+	}
+	if o.Prometheus != "" && !o.Keep {
+		bad("prometheus", o.Prometheus, "keep as well: without it the peers stop right after the report")
 	}
 	if o.Restarts < 0 {
 		bad("restarts", o.Restarts, "0 or more")
@@ -186,6 +193,9 @@ func RunProcesses(ctx context.Context, o ProcessOptions) (*Report, error) {
 		return nil, err
 	}
 	if err := r.waitConverged(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.writeScrapeConfig(); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(o.Out, "testnet: %d peers up and connected after %.1fs; publishing\n", len(r.procs), time.Since(r.start).Seconds())

@@ -23,6 +23,7 @@ func runTestnet(ctx context.Context, e *env, args []string) error {
 	rate := fs.Float64("rate", d.Rate, "blocks per second per channel")
 	quic := fs.Bool("quic", false, "run the peers over QUIC instead of TCP")
 	keep := fs.Bool("keep", false, "after the report, keep the network running and print each peer's admin URL until Ctrl-C")
+	prom := fs.String("prometheus", "", "with --keep, write a Prometheus scrape config for every peer's admin /metrics to this file once the peers are up")
 	dir := fs.String("dir", "", "generate the network here and keep the files (default: a temporary directory, removed on exit)")
 	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
 	timeout := fs.Duration("timeout", d.DeliveryTimeout, "after the last publish, how long to wait for every eligible peer to deliver every block")
@@ -45,6 +46,7 @@ func runTestnet(ctx context.Context, e *env, args []string) error {
 		example: "fabgossip testnet\n" +
 			"fabgossip testnet --orgs 2 --peers 3 --external 1 --count 50 --json report.json\n" +
 			"fabgossip testnet --quic --keep\n" +
+			"fabgossip testnet --keep --prometheus prometheus.yml   # then: prometheus --config.file prometheus.yml\n" +
 			"fabgossip testnet --restart",
 	}
 	if err := parseFlags(e, name, fs, h, args, false); err != nil {
@@ -53,7 +55,7 @@ func runTestnet(ctx context.Context, e *env, args []string) error {
 	o := d
 	o.Orgs, o.PeersPerOrg, o.External, o.Channels = *orgs, *peers, *external, *channels
 	o.BlockSize, o.Blocks, o.Rate = *blockSize, *count, *rate
-	o.QUIC, o.Keep, o.Dir = *quic, *keep, *dir
+	o.QUIC, o.Keep, o.Dir, o.Prometheus = *quic, *keep, *dir, *prom
 	o.DeliveryTimeout, o.StartTimeout, o.LogLevel = *timeout, *startTimeout, *logLevel
 	if *restart {
 		o.Restarts = 1
