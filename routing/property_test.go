@@ -292,7 +292,7 @@ func checkSharedSamples(t *rapid.T, cfg Config, v View, batch []Message[int], go
 	me := v.Self
 	var orgGroup []int
 	for i, m := range batch {
-		if (m.Kind == KindStateInfo && m.OrgOnly && m.OriginOrg == me.Org) || (m.Kind == KindAlive && m.OriginOrg == me.Org && (m.OrgOnly || !m.OriginExternal)) {
+		if (m.Kind == KindStateInfo && m.OrgOnly && m.OriginOrg == me.Org && v.OrgInChannel(me.Org, m.Channel)) || (m.Kind == KindAlive && m.OriginOrg == me.Org && (m.OrgOnly || !m.OriginExternal)) {
 			orgGroup = append(orgGroup, i)
 		}
 	}
