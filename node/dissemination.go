@@ -2,6 +2,9 @@ package node
 
 import (
 	"errors"
+	"slices"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/fabgossip/fabgossip/batching"
 	"github.com/fabgossip/fabgossip/routing"
@@ -22,22 +25,32 @@ func (n *Node) sendBatch(batch []outMsg) {
 	v := n.view()
 	sends := routing.Plan(n.planCfg, batch, v.View, n.planRng)
 	for _, s := range sends {
-		b := &wire.Batch{Envelopes: make([]*wire.Envelope, len(s.Messages))}
-		for i, m := range s.Messages {
-			if m.StripSecret {
-				b.Envelopes[i] = transport.StripSecret(m.Payload)
-			} else {
-				b.Envelopes[i] = m.Payload
+		// A frame carries at most MaxBatchEnvelopes envelopes: a receiver
+		// refuses more before decoding.
+		for msgs := range slices.Chunk(s.Messages, n.maxEnvelopes) {
+			b := &wire.Batch{Envelopes: make([]*wire.Envelope, len(msgs))}
+			for i, m := range msgs {
+				if m.StripSecret {
+					b.Envelopes[i] = transport.StripSecret(m.Payload)
+				} else {
+					b.Envelopes[i] = m.Payload
+				}
 			}
+			n.push(s.To, b)
 		}
-		if err := n.tr.Send(s.To, b); err != nil {
-			n.metrics.sendErrors.Inc()
-			n.log.Debug("push send failed", "to", s.To.String(), "err", err)
-			continue
-		}
-		n.metrics.batchesSent.Inc()
-		n.tracer.BatchSent(s.To, b)
 	}
+}
+
+// push hands one frame to the network, counting and tracing it.
+func (n *Node) push(to peer.ID, b *wire.Batch) bool {
+	if err := n.tr.Send(to, b); err != nil {
+		n.metrics.sendErrors.Inc()
+		n.log.Debug("push send failed", "to", to.String(), "err", err)
+		return false
+	}
+	n.metrics.batchesSent.Inc()
+	n.tracer.BatchSent(to, b)
+	return true
 }
 
 // emit hands a message to the emitter; a full emitter drops it (counted):

@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/fabgossip/fabgossip/batching"
 	"github.com/fabgossip/fabgossip/node/identity"
@@ -107,7 +108,8 @@ type Node struct {
 	started     bool
 	loopRng     *rand.Rand
 
-	planRng *rand.Rand // owned by the emitter's flush goroutine
+	planRng      *rand.Rand // owned by the emitter's flush goroutine
+	maxEnvelopes int        // per push frame: the transport's MaxBatchEnvelopes
 
 	restored map[string]*channelState // channel states read from the store, until New installs them
 
@@ -226,6 +228,10 @@ func New(id Identity, h host.Host, cfg Config, opts ...Option) (*Node, error) {
 	for _, t := range o.transportTracers {
 		topts = append(topts, transport.WithTracer(t))
 	}
+	n.maxEnvelopes = o.transport.MaxBatchEnvelopes
+	// Nothing is read from a peer on push or pull before it is a live member
+	// this peer may talk to: its hello completed, or its alive was verified.
+	topts = append(topts, transport.WithAdmission(n.admitted))
 	handlers := Handlers{Push: n.handlePush, Pull: n.handlePull, Hello: n.handleHello}
 	n.tr, err = o.network(h, o.transport, handlers, topts...)
 	if err != nil {
@@ -288,6 +294,14 @@ func (n *Node) Close() error {
 	err := n.tr.Close()
 	n.stop()
 	return err
+}
+
+// admitted reports whether the transport may read push and pull streams
+// from p: p is a live member the audience lets this peer talk to.
+func (n *Node) admitted(p peer.ID, _ protocol.ID) bool {
+	v := n.view()
+	m, ok := v.member(p)
+	return ok && v.MayTalk(m)
 }
 
 // stop ends the node's goroutines (loops, writers) and waits for them.
