@@ -13,9 +13,9 @@ const RTTFactor = 2
 
 // graftRounds is how many times the announcers of a missing block are grafted in turn before the
 // entry is given up and left to pull. It bounds the grafts one false announcement can cause.
-const graftRounds = 3
+const graftRounds = 5
 
-// Config holds the tree's timers and bounds. Every field must be positive.
+// Config holds the tree's timers and bounds. Every field but Beacon must be positive.
 type Config struct {
 	// GraftTimeout is the floor of the wait after an IHAVE for a missing block before the
 	// announcer is grafted. The wait is max(GraftTimeout, RTTFactor × observed RTT of the announcer
@@ -53,6 +53,10 @@ type Config struct {
 	// dropped, trees that never carried a payload first, so announcements for invented roots
 	// cannot push out the trees that carry blocks.
 	MaxTrees int
+	// Beacon is the period of the height beacon: each tree's highest number, if it advanced since
+	// the last beacon, is announced to every link, eager ones included. It repairs the last block
+	// before a pause when its payload was lost on an eager link; 0 turns it off (pull then does).
+	Beacon time.Duration
 }
 
 // DefaultConfig returns timers sized for 2 ms links inside an org and 25 ms links across orgs,
@@ -69,6 +73,7 @@ func DefaultConfig() Config {
 		MaxMissing:    1024,
 		MaxAnnouncers: 4,
 		MaxTrees:      16,
+		Beacon:        time.Second,
 	}
 }
 
@@ -82,6 +87,9 @@ func (c Config) Validate() error {
 		if d.v <= 0 {
 			return fmt.Errorf("tree: %s must be > 0, got %v", d.name, d.v)
 		}
+	}
+	if c.Beacon < 0 {
+		return fmt.Errorf("tree: Beacon must be >= 0, got %v", c.Beacon)
 	}
 	if c.PruneWindow == 0 {
 		return fmt.Errorf("tree: PruneWindow must be > 0, got %d", c.PruneWindow)

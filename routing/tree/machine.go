@@ -2,7 +2,9 @@ package tree
 
 import (
 	"errors"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/fabgossip/fabgossip/routing"
@@ -24,11 +26,13 @@ type Machine struct {
 	channels map[string]*channel
 	rtt      map[peer.ID]time.Duration
 	timers   timerHeap
-	missing  int    // live missing entries over all trees: how many timers are not stale
-	clock    uint64 // LRU clock, advanced on every use of a tree
-	out      Ready
-	ihaveAt  map[Link]int // index into out.IHaves, so one Ready carries one Announce per link
-	graftAt  map[Link]int // index into out.Grafts, likewise
+	missing  int // live missing entries over all trees: how many timers are not stale
+	// beaconDue is when the next beacon goes, zero while no tree advanced since the last one.
+	beaconDue time.Time
+	clock     uint64 // LRU clock, advanced on every use of a tree
+	out       Ready
+	ihaveAt   map[Link]int // index into out.IHaves, so one Ready carries one Announce per link
+	graftAt   map[Link]int // index into out.Grafts, likewise
 }
 
 // channel is one channel's candidate links and its trees. Every tree's links slice is aligned with
@@ -54,14 +58,18 @@ type tree struct {
 	missing map[uint64]*missing
 	high    uint64 // highest number held: received, published or grafted to us
 	carried bool   // a payload was seen; trees that never carried one are evicted first
-	used    uint64
-	dropped bool
+	// beaconed is the number the last beacon announced, valid when beaconSent.
+	beaconed   uint64
+	beaconSent bool
+	used       uint64
+	dropped    bool
 }
 
 // missing is a block announced to us and not yet received.
 type missing struct {
 	num        uint64
-	announcers []peer.ID
+	announcers []peer.ID // the first certain of them announced num; the rest hold later numbers
+	certain    int
 	tries      int
 	deadline   time.Time
 }
@@ -149,13 +157,17 @@ func (m *Machine) Publish(id ID, num uint64, now time.Time) {
 	if t == nil {
 		return
 	}
-	m.hold(t, num)
+	m.hold(t, num, now)
 	m.forward(t, num, "")
 }
 
 // Payload handles a verified block that arrived from `from`, pushed or pulled; fresh reports
 // whether the node's ledger lacked it. A fresh block is forwarded along the tree, and a fresh
-// block pushed on a link held lazy makes it eager (the sender holds it eager). A duplicate prunes
+// block pushed on a link held lazy makes it eager (the sender holds it eager, or it answers our
+// GRAFT). A fresh block more than one above the tree's highest reveals a gap: the numbers between
+// (at most MaxIHave of them, the highest) become missing with `from` as announcer, since a payload
+// lost on an eager link is announced by nobody. Any payload from a link also adds its sender as an
+// announcer of the missing numbers just below it. A duplicate prunes
 // its link, unless the link was grafted within PruneGuard, the block is more than PruneWindow
 // below the tree's highest, or the link is the last eager one. Pass an empty `from` for a block
 // obtained by pull, so that it does not count as a push on a link.
@@ -167,12 +179,25 @@ func (m *Machine) Payload(from peer.ID, id ID, num uint64, fresh bool, now time.
 	if t == nil {
 		return
 	}
-	old := t.high
-	m.hold(t, num)
+	old, carried := t.high, t.carried
+	m.hold(t, num, now)
 	i, linked := t.ch.index[from]
+	if linked && len(t.missing) > 0 {
+		for n := num - min(num, uint64(m.cfg.MaxIHave)); n < num; n++ {
+			if _, ok := t.missing[n]; ok {
+				m.want(t, n, from, false, now)
+			}
+		}
+	}
 	if fresh {
 		if linked {
 			t.rel[i].eager = true
+			if carried && num > old+1 {
+				t.high = old
+				m.gap(t, num, from, now)
+				t.high = num
+				m.compactTimers()
+			}
 		}
 		m.forward(t, num, from)
 		return
@@ -193,9 +218,9 @@ func (m *Machine) Payload(from peer.ID, id ID, num uint64, fresh bool, now time.
 }
 
 // IHave handles an announcement from `from` of nums, the numbers the node lacks (it filters with
-// its ledger). Call it even when the filter leaves nothing: an IHAVE on a link held eager means the
-// sender holds it lazy, and the machine demotes it (unless grafted within PruneGuard or the last
-// eager link). Each missing number gets one timer; at most MaxIHave numbers are read.
+// its ledger). Each missing number gets one entry and one timer; at most MaxIHave numbers are read.
+// The numbers between the tree's highest and the highest announced are taken as missing too (see
+// [Machine.Payload]).
 func (m *Machine) IHave(from peer.ID, id ID, nums []uint64, now time.Time) {
 	if id.Root == m.self {
 		return
@@ -204,33 +229,18 @@ func (m *Machine) IHave(from peer.ID, id ID, nums []uint64, now time.Time) {
 	if ch == nil {
 		return
 	}
-	i, linked := ch.index[from]
-	if !linked {
+	if _, linked := ch.index[from]; !linked {
 		return
 	}
 	t := m.tree(id, true)
-	r := &t.rel[i]
-	if r.eager && (r.grafted.IsZero() || now.Sub(r.grafted) >= m.cfg.PruneGuard) && t.eagerCount() > 1 {
-		r.eager = false
-	}
-	if len(nums) > m.cfg.MaxIHave {
-		nums = nums[:m.cfg.MaxIHave]
-	}
+	nums = nums[:min(len(nums), m.cfg.MaxIHave)]
+	var top uint64
 	for _, n := range nums {
-		e := t.missing[n]
-		if e == nil {
-			if len(t.missing) >= m.cfg.MaxMissing {
-				continue
-			}
-			e = &missing{num: n, announcers: []peer.ID{from}, deadline: now.Add(m.jitter(m.wait(m.cfg.GraftTimeout, from)))}
-			t.missing[n] = e
-			m.missing++
-			m.timers.push(timer{at: e.deadline, t: t, e: e})
-			continue
-		}
-		if len(e.announcers) < m.cfg.MaxAnnouncers && !contains(e.announcers, from) {
-			e.announcers = append(e.announcers, from)
-		}
+		m.want(t, n, from, true, now)
+		top = max(top, n)
+	}
+	if len(nums) > 0 {
+		m.gap(t, top, from, now)
 	}
 	m.compactTimers()
 }
@@ -297,9 +307,10 @@ func (m *Machine) ObserveRTT(p peer.ID, rtt time.Duration) {
 	m.rtt[p] = rtt
 }
 
-// Tick fires the missing-block timers due at now: each grafts the block's next announcer (the
-// first on the first expiry), making the link eager on our side, and waits RetryTimeout for the
-// payload. After graftRounds passes over the announcers the entry is given up.
+// Tick fires the timers due at now. A missing-block timer grafts the block's next announcer (the
+// first on the first expiry) and waits RetryTimeout for the payload; after graftRounds passes over
+// the announcers the entry is given up. The beacon announces each tree's highest number to every
+// link, eager ones included.
 func (m *Machine) Tick(now time.Time) {
 	for len(m.timers) > 0 && !m.timers[0].at.After(now) {
 		tm := m.timers.pop()
@@ -307,6 +318,32 @@ func (m *Machine) Tick(now time.Time) {
 			continue
 		}
 		m.fire(tm.t, tm.e, now)
+	}
+	if !m.beaconDue.IsZero() && !m.beaconDue.After(now) {
+		m.beaconDue = time.Time{}
+		m.beacon()
+	}
+}
+
+// beacon announces the highest number of every tree that advanced since the last beacon to every
+// link but the root. A payload lost on an eager link is announced by nobody, and gap detection
+// needs a later block: the beacon covers the last block before a pause. Channels and roots go in
+// order so that a run is reproducible.
+func (m *Machine) beacon() {
+	for _, name := range slices.Sorted(maps.Keys(m.channels)) {
+		ch := m.channels[name]
+		for _, root := range slices.Sorted(maps.Keys(ch.trees)) {
+			t := ch.trees[root]
+			if !t.carried || (t.beaconSent && t.beaconed >= t.high) {
+				continue
+			}
+			t.beaconed, t.beaconSent = t.high, true
+			for _, c := range ch.links {
+				if c.ID != root {
+					m.announce(c.ID, t.id, t.high)
+				}
+			}
+		}
 	}
 }
 
@@ -328,6 +365,9 @@ func (m *Machine) Ready() Ready {
 	}
 	if len(m.timers) > 0 {
 		r.NextTick = m.timers[0].at
+	}
+	if !m.beaconDue.IsZero() && (r.NextTick.IsZero() || m.beaconDue.Before(r.NextTick)) {
+		r.NextTick = m.beaconDue
 	}
 	return r
 }
@@ -423,12 +463,66 @@ func (m *Machine) drop(t *tree) {
 }
 
 // hold records that the node holds num: its missing entry and timer go.
-func (m *Machine) hold(t *tree, num uint64) {
+func (m *Machine) hold(t *tree, num uint64, now time.Time) {
+	if !t.carried || num > t.high {
+		t.high = num
+		if m.cfg.Beacon > 0 && m.beaconDue.IsZero() {
+			m.beaconDue = now.Add(m.cfg.Beacon)
+		}
+	}
 	t.carried = true
-	t.high = max(t.high, num)
 	if _, ok := t.missing[num]; ok {
 		delete(t.missing, num)
 		m.missing--
+	}
+}
+
+// want records that from announced num (certain) or holds a later number (a guess): a new missing
+// entry with its timer, or one more announcer. Certain announcers are grafted before guesses, and
+// one replaces the last guess when the list is full.
+func (m *Machine) want(t *tree, num uint64, from peer.ID, certain bool, now time.Time) {
+	e := t.missing[num]
+	if e == nil {
+		if len(t.missing) >= m.cfg.MaxMissing {
+			return
+		}
+		e = &missing{num: num, announcers: []peer.ID{from}, deadline: now.Add(m.jitter(m.wait(m.cfg.GraftTimeout, from)))}
+		if certain {
+			e.certain = 1
+		}
+		t.missing[num] = e
+		m.missing++
+		m.timers.push(timer{at: e.deadline, t: t, e: e})
+		return
+	}
+	at := slices.Index(e.announcers, from)
+	switch {
+	case at >= 0 && (!certain || at < e.certain):
+	case at >= 0:
+		// A guess confirmed: move it to the end of the certain ones.
+		e.announcers = slices.Insert(slices.Delete(e.announcers, at, at+1), e.certain, from)
+		e.certain++
+	case !certain && len(e.announcers) < m.cfg.MaxAnnouncers:
+		e.announcers = append(e.announcers, from)
+	case certain && len(e.announcers) < m.cfg.MaxAnnouncers:
+		e.announcers = slices.Insert(e.announcers, e.certain, from)
+		e.certain++
+	case certain && e.certain < len(e.announcers):
+		e.announcers = slices.Insert(e.announcers[:len(e.announcers)-1], e.certain, from)
+		e.certain++
+	}
+}
+
+// gap marks the numbers between the tree's highest and top as announced by from, which holds top
+// and so most likely those below it. Only a tree that has carried a payload has a highest: a
+// restarted node's ledger may hold what its new machine never saw.
+func (m *Machine) gap(t *tree, top uint64, from peer.ID, now time.Time) {
+	if !t.carried || top <= t.high+1 {
+		return
+	}
+	lo := max(t.high+1, top-min(top, uint64(m.cfg.MaxIHave)))
+	for n := lo; n < top; n++ {
+		m.want(t, n, from, false, now)
 	}
 }
 
@@ -465,7 +559,10 @@ func (m *Machine) fire(t *tree, e *missing, now time.Time) {
 		if !linked {
 			continue
 		}
-		t.rel[i] = relation{eager: true, grafted: now}
+		// The link becomes eager on our side when the answer arrives (a fresh payload on a lazy
+		// link), not now: a lost GRAFT then leaves both ends lazy rather than us eager toward a
+		// peer that never pushes, which nothing repairs when that peer is the root.
+		t.rel[i].grafted = now
 		l := Link{To: p, ID: t.id}
 		if j, ok := m.graftAt[l]; ok {
 			m.out.Grafts[j].Numbers = append(m.out.Grafts[j].Numbers, e.num)

@@ -218,6 +218,11 @@ func (s *sim) flush(n *node) {
 		byPeer[a.To] = as
 	}
 	for _, to := range order {
+		// The emitter plans against the view at flush time: a peer gone since the IHAVE was
+		// queued gets nothing.
+		if !n.cands[s.chIdx[byPeer[to][0].ID.Channel]][to] {
+			continue
+		}
 		var out []tree.Announce
 		for _, a := range byPeer[to] {
 			for len(a.Numbers) > 0 {
@@ -374,12 +379,18 @@ func (s *sim) finish() {
 	var ratios []float64
 	for c := range s.cfg.Channels {
 		pub := s.pubs[c]
+		reach := s.reachable(c)
+		for i, n := range s.nodes {
+			if n.up && n.channels[c] && !reach[i] {
+				r.Unreachable++
+			}
+		}
 		for b := range s.cfg.Blocks {
 			bs := s.blocks[c][b]
 			r.Blocks++
 			missed := 0
 			for _, n := range s.nodes {
-				if n.idx != pub && n.channels[c] && n.up && n.upSince <= bs.published && !s.has(n, c, uint64(b)) {
+				if n.idx != pub && reach[n.idx] && n.upSince <= bs.published && !s.has(n, c, uint64(b)) {
 					missed++
 				}
 			}
@@ -407,6 +418,27 @@ func (s *sim) finish() {
 		r.MsgsPerPeerSec = float64(s.frames) / float64(len(s.nodes)) / s.now.Seconds()
 	}
 	r.Asymmetric = s.asymmetric()
+}
+
+// reachable marks the up peers that channel c's publisher reaches over the up peers' current
+// candidate links. Crashes can cut an org off (all its external peers down): no protocol within
+// the audience rules reaches it, so its peers count as unreachable, not as misses.
+func (s *sim) reachable(c int) []bool {
+	reach := make([]bool, len(s.nodes))
+	pub := s.pubs[c]
+	reach[pub] = true
+	queue := []int{pub}
+	for len(queue) > 0 {
+		i := queue[0]
+		queue = queue[1:]
+		for p := range s.nodes[i].cands[c] {
+			if j := s.byID[p]; s.nodes[j].up && !reach[j] {
+				reach[j] = true
+				queue = append(queue, j)
+			}
+		}
+	}
+	return reach
 }
 
 // asymmetric counts, over every channel's publisher tree, the eager relations that one up peer

@@ -143,9 +143,12 @@ func (c *Config) defaults() {
 type Result struct {
 	Peers, Blocks int
 	// Deliveries counts first arrivals at peers other than the publisher; Misses counts (block,
-	// peer) pairs where a peer that was up from the block's publish to the end lacks it.
+	// peer) pairs where a peer that was up from the block's publish to the end, and that the
+	// publisher still reaches over live candidate links, lacks it.
 	Deliveries, Misses int
-	PayloadSends       int
+	// Unreachable counts (channel, up member) pairs cut off from the publisher by crashes.
+	Unreachable  int
+	PayloadSends int
 	// RMR is PayloadSends / Deliveries − 1 (Plumtree's relative message redundancy).
 	RMR                        float64
 	Grafts, Prunes, Duplicates int
@@ -167,11 +170,11 @@ type Result struct {
 
 // String is the one-line summary printed by the report entry point.
 func (r Result) String() string {
-	return fmt.Sprintf("peers=%d blocks=%d deliveries=%d misses=%d RMR=%.3f sends=%d grafts=%d prunes=%d dups=%d "+
+	return fmt.Sprintf("peers=%d blocks=%d deliveries=%d misses=%d unreachable=%d RMR=%.3f sends=%d grafts=%d prunes=%d dups=%d "+
 		"ihave_frames=%d lost=%d depth=%d T_full_p50=%v T_full_p99=%v floor=%v ratio_p50=%.2f ratio_p99=%.2f "+
 		"steady_blocks=%d steady_excess=%d steady_grafts=%d state{trees=%d missing=%d announcers=%d timers=%d} "+
 		"msgs/peer/s=%.1f violations=%d double=%d asymmetric=%d",
-		r.Peers, r.Blocks, r.Deliveries, r.Misses, r.RMR, r.PayloadSends, r.Grafts, r.Prunes, r.Duplicates,
+		r.Peers, r.Blocks, r.Deliveries, r.Misses, r.Unreachable, r.RMR, r.PayloadSends, r.Grafts, r.Prunes, r.Duplicates,
 		r.IHaveFrames, r.Lost, r.MaxDepth, r.TFullP50.Round(time.Millisecond/10), r.TFullP99.Round(time.Millisecond/10),
 		r.TFloor.Round(time.Millisecond/10), r.RatioP50, r.RatioP99,
 		r.SteadyBlocks, r.SteadyExcess, r.SteadyGrafts, r.MaxState.Trees, r.MaxState.Missing, r.MaxState.Announcers,
