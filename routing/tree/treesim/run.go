@@ -113,8 +113,11 @@ func (s *sim) deliver(e event) {
 	case frameIHave:
 		for _, a := range f.announce {
 			c := s.chIdx[a.ID.Channel]
-			lacking := make([]uint64, 0, min(len(a.Numbers), 2*s.cfg.Tree.MaxIHave))
-			for _, x := range a.Numbers {
+			// The node's decoder caps the numbers of an announcement; 4×MaxIHave leaves the
+			// machine's own cut to be exercised.
+			nums := a.Numbers[:min(len(a.Numbers), 4*s.cfg.Tree.MaxIHave)]
+			lacking := make([]uint64, 0, len(nums))
+			for _, x := range nums {
 				if !s.has(n, c, x) {
 					lacking = append(lacking, x)
 				}
