@@ -267,7 +267,8 @@ func (m *Machine) Graft(from peer.ID, id ID, nums []uint64, now time.Time) {
 	}
 }
 
-// Prune handles a PRUNE from `from`: the link becomes lazy on our side.
+// Prune handles a PRUNE from `from`: the link becomes lazy on our side. A PRUNE for a tree not
+// yet known creates it, so that the initial rule does not undo the sender's decision.
 func (m *Machine) Prune(from peer.ID, id ID, now time.Time) {
 	ch := m.channels[id.Channel]
 	if ch == nil {
@@ -277,9 +278,7 @@ func (m *Machine) Prune(from peer.ID, id ID, now time.Time) {
 	if !linked {
 		return
 	}
-	if t := ch.trees[id.Root]; t != nil {
-		t.rel[i].eager = false
-	}
+	m.tree(id, true).rel[i].eager = false
 }
 
 // SendFailed handles a payload send to `to` that failed (its queue was full): the block is
