@@ -1,0 +1,58 @@
+// Package tree is fabgossip's dissemination tree: Plumtree (Leitão, Pereira, Rodrigues, SRDS
+// 2007), one tree per (channel, publisher), on links that obey the routing package's audience. It
+// is a state machine in the manner of etcd's raft: the node calls a method per event, passing
+// `now`, then drains the outputs with [Machine.Ready]. No I/O, no clock, no goroutines; the random
+// source is passed in.
+//
+//	                   eager (payload at once)
+//	        root ─────────────► a ─────────────► b        org X
+//	          ┆                 ┆ ▲              ┆
+//	          ┆ lazy (IHAVE)    ┆ │ GRAFT        ┆ door: external ↔ external
+//	          ┆                 ▼ │              ▼
+//	          c ┄┄┄┄┄┄┄┄┄┄┄┄┄┄► d               e ─────► f        org Y
+//
+//	event                        machine                           Ready
+//	Publish / Payload(fresh) ──► forward: eager links, lazy links ─► Payloads, IHaves
+//	Payload(duplicate)       ──► prune unless guarded             ─► Prunes
+//	IHave                    ──► missing entry + timer
+//	Tick                     ──► graft next announcer             ─► Grafts
+//	Graft                    ──► link eager, answer               ─► Payloads
+//	Prune                    ──► link lazy
+//	SendFailed               ──► announce instead                 ─► IHaves
+//
+// # Links
+//
+// [Candidates] is the only source of links: eligible peers of self's org, and, for an external
+// self, a few doors to external eligible peers of each other org of the channel. Nothing is ever
+// output to a peer that is not a current candidate of the tree's channel, so the tree cannot
+// widen an audience that routing decided.
+//
+// # Relations
+//
+// Each end holds each link of each tree eager or lazy. The relation must be symmetric, and every
+// rule either keeps it so or repairs it once traffic flows:
+//
+//   - Initially both ends decide alike from a hash of the tree and the unordered pair (doors start
+//     eager), so no message is needed.
+//   - A GRAFT makes the link eager at both ends, a PRUNE lazy at both ends.
+//   - A fresh payload pushed on a link held lazy means the sender holds it eager: it becomes eager.
+//   - A duplicate means the link is redundant: PRUNE, whichever way it was held, except within
+//     PruneGuard after a graft, for blocks more than PruneWindow old, and on the last eager link.
+//   - An IHAVE on a link held eager means the sender holds it lazy: it becomes lazy, with the same
+//     graft guard and last-link exception.
+//
+// A lost PRUNE leaves the link eager at the sender of the duplicate's source, which keeps pushing:
+// the next duplicate prunes again. A lost GRAFT leaves the grafter eager and the other end lazy:
+// the grafter's next forward repairs it, or, if the other end is the root (which nobody forwards
+// to), the root's next IHAVE does.
+//
+// # Bounds
+//
+// Trees per channel (MaxTrees, least recently used dropped, trees that never carried a payload
+// first), missing entries per tree (MaxMissing), announcers per entry (MaxAnnouncers), numbers
+// read per IHAVE or GRAFT and written per output (MaxIHave), grafts per missing entry (three
+// rounds over its announcers), and timers (proportional to the missing entries) are all bounded,
+// so a peer announcing millions of numbers, or inventing roots, costs bounded memory.
+//
+// The simulator in treesim drives many machines on virtual time and checks these properties.
+package tree

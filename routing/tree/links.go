@@ -1,0 +1,138 @@
+package tree
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/fabgossip/fabgossip/routing"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Candidate is a peer that self may link with in a channel's trees.
+type Candidate struct {
+	ID peer.ID
+	// CrossOrg marks a door: a link between external peers of two different orgs.
+	CrossOrg bool
+}
+
+// Candidates returns the links of channel for v.Self, ordered by ID. They are the only peers the
+// machine ever addresses in that channel:
+//
+//   - every member of self's org that is [routing.Eligible] for channel;
+//   - if self is external, doors: external eligible members of the channel's other orgs, doors per
+//     pair of orgs. Each org's external eligible peers (self included) are ordered by a hash of
+//     channel and ID, and the i-th of one org is paired with the i-th of the other for
+//     i < min(doors, the longer list), the shorter list wrapping. Both ends compute the same pairs
+//     from the same view, and every two orgs with eligible external peers are linked.
+//
+// A self that is not a member of channel (its org is not in the channel or it holds no StateInfo
+// for it) has no links.
+func Candidates(v routing.View, channel string, doors int) []Candidate {
+	self := v.Self
+	if self.ID == "" || !v.OrgInChannel(self.Org, channel) || !self.Channels[channel] {
+		return nil
+	}
+	eligible := routing.Eligible(v, channel)
+	ownOrg := routing.And(routing.SameOrg(self.Org), eligible)
+	foreignExternal := routing.And(routing.External(), routing.Not(routing.SameOrg(self.Org)), eligible)
+	var out []Candidate
+	externals := map[string][]peer.ID{}
+	if self.External {
+		externals[self.Org] = []peer.ID{self.ID}
+	}
+	for _, m := range v.Members {
+		if m.ID == "" || m.ID == self.ID {
+			continue
+		}
+		// The cheap org and external tests decide which filter applies before any filter runs, so
+		// the pass over a large view stays a pass over two fields.
+		switch {
+		case m.Org == self.Org:
+			if ownOrg(m) {
+				out = append(out, Candidate{ID: m.ID})
+				if self.External && m.External {
+					externals[m.Org] = append(externals[m.Org], m.ID)
+				}
+			}
+		case self.External && m.External:
+			if foreignExternal(m) {
+				externals[m.Org] = append(externals[m.Org], m.ID)
+			}
+		}
+	}
+	if self.External && doors > 0 {
+		own := byDoorHash(channel, externals[self.Org])
+		for _, org := range v.ChannelOrgs[channel] {
+			if org == self.Org {
+				continue
+			}
+			other := byDoorHash(channel, externals[org])
+			if len(other) == 0 {
+				continue
+			}
+			for i := range min(doors, max(len(own), len(other))) {
+				if own[i%len(own)] == self.ID {
+					out = append(out, Candidate{ID: other[i%len(other)], CrossOrg: true})
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Candidate) int { return cmp.Compare(a.ID, b.ID) })
+	return slices.CompactFunc(out, func(a, b Candidate) bool { return a.ID == b.ID })
+}
+
+// byDoorHash orders ids by a hash of channel and ID, so that the door pairs of different channels
+// fall on different external peers.
+func byDoorHash(channel string, ids []peer.ID) []peer.ID {
+	type keyed struct {
+		h  uint64
+		id peer.ID
+	}
+	ks := make([]keyed, len(ids))
+	for i, id := range ids {
+		ks[i] = keyed{hashStrings(channel, string(id)), id}
+	}
+	slices.SortFunc(ks, func(a, b keyed) int {
+		return cmp.Or(cmp.Compare(a.h, b.h), cmp.Compare(a.id, b.id))
+	})
+	out := make([]peer.ID, len(ks))
+	for i, k := range ks {
+		out[i] = k.id
+	}
+	return slices.Compact(out)
+}
+
+// hashStrings is FNV-1a over the strings, each followed by a zero byte so that ("ab", "c") and
+// ("a", "bc") differ.
+func hashStrings(ss ...string) uint64 {
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	for _, s := range ss {
+		for i := 0; i < len(s); i++ {
+			h = (h ^ uint64(s[i])) * prime
+		}
+		h *= prime
+	}
+	return h
+}
+
+// initiallyEager is the symmetric initial rule: both ends of a link in tree id decide alike,
+// because the hash is over the unordered pair and n, the number of own-org links, is the same
+// for two eligible peers of one org holding the same view. About k of n links come out eager.
+func initiallyEager(id ID, a, b peer.ID, crossOrg bool, k, n int) bool {
+	if crossOrg || n <= k {
+		return true
+	}
+	lo, hi := min(a, b), max(a, b)
+	// Mixed once more: FNV's low bits depend weakly on the last bytes, and the modulus reads them.
+	return mix(hashStrings(id.Channel, string(id.Root), string(lo), string(hi)))%uint64(n) < uint64(k)
+}
+
+// mix is the splitmix64 finaliser.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
