@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"time"
 	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/fabgossip/fabgossip/node/identity"
 	"github.com/fabgossip/fabgossip/routing"
+	"github.com/fabgossip/fabgossip/routing/tree"
 	"github.com/fabgossip/fabgossip/transport/wire"
 )
 
@@ -24,11 +26,18 @@ import (
 // (routing.View.BlockSender). A refusal is counted; otherwise it returns the
 // channel's state.
 func (n *Node) admitBlock(from peer.ID, ch string, num uint64) (*channelState, bool) {
+	cs, _, ok := n.admit(from, ch, num)
+	return cs, ok
+}
+
+// admit is admitBlock that also says whether a refused block was a
+// duplicate, which the tree learns from.
+func (n *Node) admit(from peer.ID, ch string, num uint64) (cs *channelState, dup, ok bool) {
 	const kind = "block"
-	cs := n.channel(ch)
+	cs = n.channel(ch)
 	if cs == nil {
 		n.drop(kind, reasonNotInChannel, from)
-		return nil, false
+		return nil, false, false
 	}
 	cs.mu.Lock()
 	active, err := cs.activeLocked(), cs.ledger.check(num)
@@ -36,19 +45,19 @@ func (n *Node) admitBlock(from peer.ID, ch string, num uint64) (*channelState, b
 	switch {
 	case !active:
 		n.drop(kind, reasonNotInChannel, from)
-		return nil, false
+		return nil, false, false
 	case errors.Is(err, errDuplicate):
 		n.metrics.duplicates.WithLabelValues(kind).Inc()
-		return nil, false
+		return nil, true, false
 	case err != nil:
 		n.drop(kind, reasonTooFarAhead, from)
-		return nil, false
+		return nil, false, false
 	}
 	if reason := senderReason(n.view(), from, ch); reason != "" {
 		n.drop(kind, reason, from)
-		return nil, false
+		return nil, false, false
 	}
-	return cs, true
+	return cs, false, true
 }
 
 // handleBlock checks and applies a block. It returns false only for a block
@@ -85,6 +94,14 @@ func (n *Node) handleBlock(from peer.ID, env *wire.Envelope, msg *wire.Block, vi
 	// after it arrived from someone else: counted, not held against from.
 	for range broken {
 		n.drop(kind, reasonBrokenChain, from)
+	}
+	if n.tree != nil {
+		// A block accepted by pull is forwarded along the tree too: it is
+		// news to this peer's children.
+		n.step(func(m *tree.Machine, now time.Time) {
+			m.Payload(from, tree.ID{Channel: ch, Root: publisher}, msg.GetNumber(), true, now)
+		})
+		return true
 	}
 	n.emit(outMsg{
 		Kind:      routing.KindBlock,
@@ -125,30 +142,32 @@ func (n *Node) verifyBlock(env *wire.Envelope, msg *wire.Block) (publisher peer.
 	return publisher, v.Org, ""
 }
 
-// peekBlock reads the channel and number of the block a Message payload
-// carries, without decoding or copying the rest of it. It reports false
+// peekBlock reads the channel, number and publisher of the block a Message
+// payload carries, without decoding or copying the rest of it. It reports false
 // unless the payload is exactly one block field whose channel (valid UTF-8)
 // and number each appear at most once, as every encoder writes them, so that
 // what it reads is what proto.Unmarshal would; anything else is left to the
 // full decode.
-func peekBlock(payload []byte) (ch string, num uint64, ok bool) {
+func peekBlock(payload []byte) (ch string, num uint64, publisher []byte, ok bool) {
 	b, ok := blockField(payload)
 	if !ok {
-		return "", 0, false
+		return "", 0, nil, false
 	}
-	var seenCh, seenNum bool
+	var seenCh, seenNum, seenPub bool
 	ok = eachField(b, func(f protowire.Number, typ protowire.Type, v []byte, x uint64) bool {
 		switch {
 		case f == 1 && typ == protowire.BytesType && !seenCh && utf8.Valid(v): // Block.channel
 			ch, seenCh = string(v), true
 		case f == 2 && typ == protowire.VarintType && !seenNum: // Block.number
 			num, seenNum = x, true
-		case f == 1 || f == 2:
+		case f == 6 && typ == protowire.BytesType && !seenPub: // Block.publisher
+			publisher, seenPub = v, true
+		case f == 1 || f == 2 || f == 6:
 			return false
 		}
 		return true
 	})
-	return ch, num, ok
+	return ch, num, publisher, ok
 }
 
 // decodeBlock decodes a Message payload that carries a block, with the

@@ -3,6 +3,8 @@ package node
 import (
 	"fmt"
 	"time"
+
+	"github.com/fabgossip/fabgossip/routing/tree"
 )
 
 // Config holds the gossip tunables, named as Fabric names them. DefaultConfig
@@ -48,7 +50,29 @@ type Config struct {
 	// MaxBlockBytes caps the data of one published block. The frame cap of
 	// the transport (4 MiB) bounds a whole batch, so this stays below it.
 	MaxBlockBytes int
+
+	// Dissemination says how blocks are pushed: DisseminationTree (the
+	// default) along an eager tree per (channel, publisher) with lazy
+	// digests (Plumtree, routing/tree), or DisseminationFabric, Fabric's
+	// random push of PropagatePeerNum peers per hop through the emitter.
+	// StateInfo and alive go through the emitter either way, and pull runs
+	// either way.
+	Dissemination Dissemination
+	// Tree holds the tree's timers and bounds (DisseminationTree only).
+	Tree tree.Config
 }
+
+// Dissemination names how a node pushes blocks.
+type Dissemination string
+
+// The ways to push blocks.
+const (
+	// DisseminationTree pushes along an eager tree with lazy digests.
+	DisseminationTree Dissemination = "tree"
+	// DisseminationFabric pushes as Fabric does: a random sample of
+	// PropagatePeerNum peers per hop, forwarded once.
+	DisseminationFabric Dissemination = "fabric"
+)
 
 // DefaultConfig returns Fabric's defaults (core.yaml and gossip's code
 // defaults) for a peer on a real network.
@@ -67,6 +91,8 @@ func DefaultConfig() Config {
 		AliveTimeInterval:          5 * time.Second,
 		AliveExpirationTimeout:     25 * time.Second,
 		MaxBlockBytes:              3 << 20,
+		Dissemination:              DisseminationTree,
+		Tree:                       tree.DefaultConfig(),
 	}
 }
 
@@ -124,6 +150,15 @@ func (c Config) Validate() error {
 	if c.AliveExpirationTimeout <= c.AliveTimeInterval {
 		return fmt.Errorf("node: AliveExpirationTimeout (%v) must exceed AliveTimeInterval (%v), or every peer expires between heartbeats",
 			c.AliveExpirationTimeout, c.AliveTimeInterval)
+	}
+	switch c.Dissemination {
+	case DisseminationTree:
+		if err := c.Tree.Validate(); err != nil {
+			return fmt.Errorf("node: Tree: %w", err)
+		}
+	case DisseminationFabric:
+	default:
+		return fmt.Errorf("node: Dissemination must be %q or %q, got %q", DisseminationTree, DisseminationFabric, c.Dissemination)
 	}
 	if c.MaxBlockBytes > 3<<20 {
 		return fmt.Errorf("node: MaxBlockBytes must be at most %d (a block must fit a 4 MiB frame), got %d", 3<<20, c.MaxBlockBytes)

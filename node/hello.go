@@ -98,7 +98,9 @@ func (n *Node) handshake(ctx context.Context, p peer.ID) {
 	if err != nil {
 		return
 	}
+	start := time.Now()
 	resp, err := n.tr.Hello(ctx, p, &wire.Hello{Alive: own})
+	rtt := time.Since(start) // a round trip, with the stream's negotiation: an upper bound
 	if err != nil {
 		var unsupported multistream.ErrNotSupported[protocol.ID]
 		if errors.As(err, &unsupported) {
@@ -120,6 +122,11 @@ func (n *Node) handshake(ctx context.Context, p peer.ID) {
 		return
 	}
 	n.metrics.handshakes.WithLabelValues("ok").Inc()
+	if n.tree != nil {
+		n.tree.mu.Lock()
+		n.tree.m.ObserveRTT(p, rtt)
+		n.tree.mu.Unlock()
+	}
 	n.syncMembership(ctx, p)
 	// Learn at once which channels the new peer joined (and its heights),
 	// rather than at the next RequestStateInfoInterval: a restarted peer

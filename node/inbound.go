@@ -1,9 +1,12 @@
 package node
 
 import (
+	"time"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/fabgossip/fabgossip/routing/tree"
 	"github.com/fabgossip/fabgossip/transport"
 	"github.com/fabgossip/fabgossip/transport/wire"
 )
@@ -30,6 +33,7 @@ func (n *Node) handlePush(from peer.ID, b *wire.Batch) {
 	for _, env := range b.GetEnvelopes() {
 		n.handleEnvelope(from, env, ViaPush)
 	}
+	n.handleControl(from, b.GetControl())
 }
 
 // handleEnvelope checks and applies one envelope: cheap dedup, signature,
@@ -45,9 +49,12 @@ func (n *Node) handleEnvelope(from peer.ID, env *wire.Envelope, via Path) bool {
 	// or does not take is refused before anything else is done with it.
 	// One this peer takes is decoded in place, its data aliasing the
 	// envelope, so the block is held once.
-	if ch, num, ok := peekBlock(env.GetPayload()); ok {
+	if ch, num, pub, ok := peekBlock(env.GetPayload()); ok {
 		n.metrics.received.WithLabelValues("block").Inc()
-		if _, ok := n.admitBlock(from, ch, num); !ok {
+		if _, dup, ok := n.admit(from, ch, num); !ok {
+			if dup && via == ViaPush {
+				n.duplicatePushed(from, ch, num, pub)
+			}
 			return true
 		}
 		if msg, ok := decodeBlock(env.GetPayload()); ok {
@@ -89,6 +96,21 @@ func (n *Node) applyPulled(p peer.ID, envs []*wire.Envelope, max int) bool {
 		}
 	}
 	return true
+}
+
+// duplicatePushed tells the tree that from pushed a block this peer holds:
+// the link it came on is redundant.
+func (n *Node) duplicatePushed(from peer.ID, ch string, num uint64, publisher []byte) {
+	if n.tree == nil {
+		return
+	}
+	root, err := peer.IDFromBytes(publisher)
+	if err != nil {
+		return
+	}
+	n.step(func(m *tree.Machine, now time.Time) {
+		m.Payload(from, tree.ID{Channel: ch, Root: root}, num, false, now)
+	})
 }
 
 func (n *Node) drop(kind, reason string, from peer.ID) {

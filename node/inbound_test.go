@@ -31,7 +31,7 @@ func TestPeekBlock(t *testing.T) {
 			Publisher: []byte("p"), PublisherCertificate: &wire.Certificate{Body: []byte{3}}, PublishedAt: -1},
 	} {
 		payload := encode(b)
-		ch, num, ok := peekBlock(payload)
+		ch, num, _, ok := peekBlock(payload)
 		var m wire.Message
 		if err := proto.Unmarshal(payload, &m); err != nil {
 			t.Fatal(err)
@@ -69,7 +69,7 @@ func TestPeekBlock(t *testing.T) {
 		"a truncated block":                     one[:len(one)-1],
 		"trailing bytes":                        append(append([]byte{}, one...), 0),
 	} {
-		if ch, num, ok := peekBlock(payload); ok {
+		if ch, num, _, ok := peekBlock(payload); ok {
 			t.Errorf("%s: peekBlock = %q, %d, true; want false", name, ch, num)
 		}
 	}

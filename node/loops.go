@@ -75,12 +75,31 @@ func (n *Node) eachChannelPeer(ctx context.Context, blocks bool, f func(ctx cont
 }
 
 // pullLoop runs block anti-entropy for every joined channel every
-// PullInterval.
+// PullInterval, and at once when kickPull says this peer is behind what it
+// was told of (at most one extra round per round).
 func (n *Node) pullLoop(ctx context.Context) {
-	every(ctx, n.cfg.PullInterval, func() {
+	t := time.NewTicker(n.cfg.PullInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-n.pullKick:
+		}
 		n.eachChannelPeer(ctx, true, n.pullFrom)
 		if n.store != nil {
 			n.retryDeliveries()
 		}
-	})
+	}
+}
+
+// kickPull asks the pull loop for a round now: an announcement named blocks
+// beyond what the ledger buffers, so this peer is behind and push alone will
+// not bring it back.
+func (n *Node) kickPull() {
+	select {
+	case n.pullKick <- struct{}{}:
+	default:
+	}
 }

@@ -18,6 +18,8 @@ type metrics struct {
 	storeErrors     prometheus.Counter
 	handshakes      *prometheus.CounterVec // by result
 	peers           *prometheus.GaugeVec   // live peers by org
+	treePayloads    prometheus.Counter
+	treeControl     *prometheus.CounterVec // by kind
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -60,13 +62,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		peers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "fabgossip_peers", Help: "Live peers in the membership view, by org.",
 		}, []string{"org"}),
+		treePayloads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fabgossip_tree_payloads_sent_total", Help: "Blocks pushed along the dissemination tree (eager links and graft answers).",
+		}),
+		treeControl: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fabgossip_tree_control_sent_total", Help: "Tree control entries sent, by kind (ihave, graft, prune).",
+		}, []string{"kind"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{
 		m.batchesSent, m.sendErrors, m.received, m.dropped, m.duplicates, m.blocksDelivered, m.deliveryLatency,
-		m.blocksAccepted, m.pullRounds, m.storeErrors, m.handshakes, m.peers,
+		m.blocksAccepted, m.pullRounds, m.storeErrors, m.handshakes, m.peers, m.treePayloads, m.treeControl,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

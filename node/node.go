@@ -110,6 +110,9 @@ type Node struct {
 
 	planRng      *rand.Rand // owned by the emitter's flush goroutine
 	maxEnvelopes int        // per push frame: the transport's MaxBatchEnvelopes
+	maxControl   int        // per push frame: the transport's MaxBatchControl
+	tree         *treeState // nil with DisseminationFabric
+	pullKick     chan struct{}
 
 	restored map[string]*channelState // channel states read from the store, until New installs them
 
@@ -224,11 +227,20 @@ func New(id Identity, h host.Host, cfg Config, opts ...Option) (*Node, error) {
 		n.stop()
 		return nil, err
 	}
+	n.pullKick = make(chan struct{}, 1)
+	if cfg.Dissemination == DisseminationTree && cfg.PropagateIterations > 0 { // 0: push off, pull only
+		if n.tree, err = n.newTree(cfg); err != nil {
+			n.emitter.Close()
+			n.stop()
+			return nil, err
+		}
+	}
 	topts := []transport.Option{transport.WithLogger(n.log)}
 	for _, t := range o.transportTracers {
 		topts = append(topts, transport.WithTracer(t))
 	}
 	n.maxEnvelopes = o.transport.MaxBatchEnvelopes
+	n.maxControl = o.transport.MaxBatchControl
 	// Nothing is read from a peer on push or pull before it is a live member
 	// this peer may talk to: its hello completed, or its alive was verified.
 	topts = append(topts, transport.WithAdmission(n.admitted))
@@ -236,6 +248,7 @@ func New(id Identity, h host.Host, cfg Config, opts ...Option) (*Node, error) {
 	n.tr, err = o.network(h, o.transport, handlers, topts...)
 	if err != nil {
 		n.emitter.Close()
+		n.closeTree()
 		n.stop()
 		return nil, err
 	}
@@ -259,6 +272,9 @@ func (n *Node) Start() error {
 	n.goLoop(n.aliveLoop)
 	n.goLoop(n.stateInfoLoop)
 	n.goLoop(n.pullLoop)
+	if n.tree != nil {
+		n.goLoop(func(ctx context.Context) { n.treeLoop(ctx.Done()) })
+	}
 	n.mu.Unlock()
 	for _, c := range n.host.Network().Conns() {
 		n.enqueueHello(c.RemotePeer())
@@ -291,6 +307,7 @@ func (n *Node) Close() error {
 	}
 	n.host.Network().StopNotify(n.notifiee())
 	n.emitter.Close()
+	n.closeTree()
 	err := n.tr.Close()
 	n.stop()
 	return err
@@ -303,6 +320,16 @@ func (n *Node) admitted(p peer.ID, _ protocol.ID) bool {
 	m, ok := v.member(p)
 	return ok && v.MayTalk(m)
 }
+
+// closeTree flushes and stops the tree's control emitter.
+func (n *Node) closeTree() {
+	if n.tree != nil {
+		n.tree.ctrl.Close()
+	}
+}
+
+// newRand returns a generator for one of the node's uses (stream), seeded.
+func newRand(seed, stream uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, stream)) }
 
 // stop ends the node's goroutines (loops, writers) and waits for them.
 func (n *Node) stop() {

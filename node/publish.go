@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"time"
 
 	"github.com/fabgossip/fabgossip/routing"
+	"github.com/fabgossip/fabgossip/routing/tree"
 	"github.com/fabgossip/fabgossip/transport"
 	"github.com/fabgossip/fabgossip/transport/wire"
 )
@@ -87,6 +89,10 @@ func (n *Node) Publish(ctx context.Context, ch string, data []byte) (Block, erro
 		}
 		pb := publicBlock(b)
 		n.tracer.BlockAccepted(pb, n.self, ViaPublish)
+		if n.tree != nil {
+			n.step(func(m *tree.Machine, now time.Time) { m.Publish(tree.ID{Channel: ch, Root: n.self}, num, now) })
+			return pb, nil
+		}
 		n.emit(outMsg{
 			Kind:           routing.KindBlock,
 			Channel:        ch,
