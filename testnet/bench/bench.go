@@ -67,9 +67,11 @@ func DefaultSystems() []string {
 const FabricMaxBlockCountToStore = 10
 
 // FabgossipConfig is SystemFabgossip's configuration: node.DefaultConfig()
-// with PullInterval 500 ms and Fabric's block window.
+// (the dissemination tree) with PullInterval 500 ms and Fabric's block
+// window.
 func FabgossipConfig() node.Config {
-	c := FabricStockConfig()
+	c := node.DefaultConfig()
+	c.MaxBlockCountToStore = FabricMaxBlockCountToStore
 	c.PullInterval = 500 * time.Millisecond
 	return c
 }
@@ -83,9 +85,11 @@ func LocalConfigBench() node.Config {
 }
 
 // FabricStockConfig is SystemFabricStock's configuration: node.DefaultConfig()
-// (Fabric's values) with Fabric's block window.
+// with Fabric's random push (Dissemination fabric) and Fabric's block window:
+// Fabric as it ships.
 func FabricStockConfig() node.Config {
 	c := node.DefaultConfig()
+	c.Dissemination = node.DisseminationFabric
 	c.MaxBlockCountToStore = FabricMaxBlockCountToStore
 	return c
 }
@@ -320,7 +324,7 @@ func notes() []string {
 	return []string{
 		"Latency is publish call → a member's first receipt of the block (fabgossip: BlockAccepted, after signature and certificate checks; GossipSub: Subscription.Next after validation; direct: frame read), on one in-process clock. A block 'counts as push' if its first receipt came by push (GossipSub and direct: always).",
 		"Bytes are counted at the same layer for every system: length-prefixed frames written to libp2p streams (fabgossip: transport FrameSent on push and pull, hello reported apart; GossipSub: RawTracer SendRPCCompleted, uvarint + protobuf RPC as comm.go writes it; direct: its own uvarint-framed writes). Mocknet adds no muxer, security or TCP overhead for any of them; over loopback TCP (--network tcp) that overhead is real but not counted, for any of them.",
-		"fabgossip, fabric-stock and fabgossip-local run the same code (Fabric's push: fan-out 3, forward once, sender and origin set aside before sampling, then pull; a block accepted by pull is forwarded by push too). They differ only in timings: fabgossip = node.DefaultConfig() with pull every 500 ms, fabric-stock = node.DefaultConfig() (pull and StateInfo 4 s, alive 5 s), fabgossip-local = node.LocalConfig() (pull, StateInfo and alive every 500 ms, the testnet preset). fabgossip has no dissemination mechanism that Fabric lacks: its only edge over fabric-stock is the faster pull. Fabric's own sampling flaw (sample first, then drop the sender, so fan-out falls to 2) is not reproducible by configuration; fabric-stock is therefore slightly better than Fabric.",
+		"fabgossip and fabgossip-local push along the dissemination tree (node.DisseminationTree, the default: an eager tree per channel and publisher with lazy IHAVE digests, GRAFT and PRUNE, Plumtree), then pull; fabgossip = node.DefaultConfig() with pull every 500 ms, fabgossip-local = node.LocalConfig() (pull, StateInfo and alive every 500 ms, the testnet preset). fabric-stock is the same code with Fabric's push (node.DisseminationFabric: fan-out 3, forward once, sender and origin set aside before sampling, then pull; a block accepted by pull is forwarded by push too) and Fabric's timings (pull and StateInfo 4 s, alive 5 s). Fabric's own sampling flaw (sample first, then drop the sender, so fan-out falls to 2) is not reproducible by configuration; fabric-stock is therefore slightly better than Fabric.",
 		"Every fabgossip row keeps Fabric's in-memory block window of 10 blocks per channel (MaxBlockCountToStore; Fabric's value since v2.2), not node.DefaultConfig()'s 100: a node holds about 2 × size per stored block, so 100 would need gigabytes for 50–200 in-process peers.",
 		"Blocks cross orgs in fabgossip only between external peers: the publisher (external) hands each block to CrossOrgPeerNum=1 external peer of each other org, and the publisher org's other external peer does the same when it first accepts the block, so an org can get a block through up to two doors. Fabric hands each block to one leader per org (the orderer), so its per-org push coverage starts from one door.",
 		"GossipSub: go-libp2p-pubsub v0.19.0, DefaultGossipSubParams, signing on (StrictSign, Ed25519 keys), flood publish off (the v0.19 default), WithMaxMessageSize raised to fit 1 MiB blocks. Each topic participant dials up to 10 random other participants of the topic (about 20 topic connections per peer), so the graph is degree ≈ 20 and not a full mesh. Only members subscribe, plus one curious non-member per channel; its deliveries are the leaks.",
