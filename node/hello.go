@@ -26,15 +26,41 @@ const handshakeTimeout = 10 * time.Second
 // errRefused is returned to a hello from a peer this peer may not talk to.
 var errRefused = errors.New("node: hello refused")
 
-// connNotifiee returns the notifiee that starts a handshake on every new
-// connection. It is built once so StopNotify can find it.
+// notifiee returns the notifiee that handles every new connection. It is
+// built once so StopNotify can find it.
 func (n *Node) notifiee() network.Notifiee {
 	n.notifyOnce.Do(func() {
-		n.notify = &network.NotifyBundle{
-			ConnectedF: func(_ network.Network, c network.Conn) { n.enqueueHello(c.RemotePeer()) },
-		}
+		n.notify = &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) { n.connected(c) }}
 	})
 	return n.notify
+}
+
+// connected starts the handshake of a new connection. The dialler speaks
+// first: this peer sends its alive, which names its org, only on connections
+// it dialled, or to a peer it has already verified. On a connection a
+// stranger opened, it waits for the stranger's hello, which it verifies
+// before answering; a stranger that has not completed one within
+// handshakeTimeout is disconnected and gated.
+func (n *Node) connected(c network.Conn) {
+	p := c.RemotePeer()
+	if c.Stat().Direction != network.DirInbound || n.isKnown(p) {
+		n.enqueueHello(p)
+		return
+	}
+	if n.closed.Load() {
+		return
+	}
+	n.wg.Go(func() {
+		t := time.NewTimer(handshakeTimeout)
+		defer t.Stop()
+		select {
+		case <-n.ctx.Done():
+		case <-t.C:
+			if !n.isLive(p) && n.host.Network().Connectedness(p) == network.Connected {
+				n.reject(p, errors.New("no hello within the handshake timeout"))
+			}
+		}
+	})
 }
 
 // enqueueHello asks a worker to handshake with p (dialling first if needed).
@@ -106,6 +132,11 @@ func (n *Node) handshake(ctx context.Context, p peer.ID) {
 		if errors.As(err, &unsupported) {
 			// Not a fabgossip peer (or not one any more): nothing to say to it.
 			n.reject(p, fmt.Errorf("no hello protocol: %w", err))
+			return
+		}
+		if errors.Is(err, context.DeadlineExceeded) && n.ctx.Err() == nil {
+			// A hello that does not end in time ends the connection.
+			n.reject(p, fmt.Errorf("hello not completed: %w", err))
 			return
 		}
 		if ctx.Err() == nil {

@@ -316,6 +316,14 @@ func (n *Node) learnAddrs(m *member) {
 	}
 }
 
+// isKnown reports whether p is in the member table, dead or alive: a peer
+// whose certificate this peer has verified.
+func (n *Node) isKnown(p peer.ID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.members.get(p) != nil
+}
+
 func (n *Node) isLive(p peer.ID) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()

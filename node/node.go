@@ -277,7 +277,7 @@ func (n *Node) Start() error {
 	}
 	n.mu.Unlock()
 	for _, c := range n.host.Network().Conns() {
-		n.enqueueHello(c.RemotePeer())
+		n.connected(c)
 	}
 	n.emitAlive()
 	return nil
