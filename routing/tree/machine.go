@@ -636,12 +636,3 @@ func (t *tree) eagerCount() int {
 	}
 	return n
 }
-
-func contains(ps []peer.ID, p peer.ID) bool {
-	for _, q := range ps {
-		if q == p {
-			return true
-		}
-	}
-	return false
-}
