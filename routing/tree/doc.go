@@ -14,8 +14,8 @@
 //	event                        machine                           Ready
 //	Publish / Payload(fresh) ──► forward: eager links, lazy links ─► Payloads, IHaves
 //	Payload(duplicate)       ──► prune unless guarded             ─► Prunes
-//	IHave                    ──► missing entry + timer
-//	Tick                     ──► graft next announcer             ─► Grafts
+//	IHave, Payload(skip)     ──► missing entries + timers
+//	Tick                     ──► graft next announcer; beacon     ─► Grafts, IHaves
 //	Graft                    ──► link eager, answer               ─► Payloads
 //	Prune                    ──► link lazy
 //	SendFailed               ──► announce instead                 ─► IHaves
@@ -34,17 +34,25 @@
 //
 //   - Initially both ends decide alike from a hash of the tree and the unordered pair (doors start
 //     eager), so no message is needed.
-//   - A GRAFT makes the link eager at both ends, a PRUNE lazy at both ends.
+//   - A GRAFT makes the link eager at the end that receives it; the grafter turns it eager when
+//     the answer arrives. A PRUNE makes it lazy at both ends.
 //   - A fresh payload pushed on a link held lazy means the sender holds it eager: it becomes eager.
 //   - A duplicate means the link is redundant: PRUNE, whichever way it was held, except within
 //     PruneGuard after a graft, for blocks more than PruneWindow old, and on the last eager link.
-//   - An IHAVE on a link held eager means the sender holds it lazy: it becomes lazy, with the same
-//     graft guard and last-link exception.
 //
-// A lost PRUNE leaves the link eager at the sender of the duplicate's source, which keeps pushing:
-// the next duplicate prunes again. A lost GRAFT leaves the grafter eager and the other end lazy:
-// the grafter's next forward repairs it, or, if the other end is the root (which nobody forwards
-// to), the root's next IHAVE does.
+// Every one-sided relation is then one where the eager end pushes and the lazy end hears it: a
+// lost PRUNE or a lost graft answer leaves the other end eager, and its next push is either fresh
+// (eager again) or a duplicate (PRUNE again). A lost GRAFT leaves both ends lazy. The one peer
+// nobody pushes to is the root, and the root never prunes or grafts, since it receives nothing.
+//
+// # Recovery
+//
+// A missing block is one announced by an IHAVE, or one skipped: a payload or IHAVE of a number
+// above the tree's highest reveals the numbers between, with the sender as a likely holder. A
+// payload lost on an eager link is announced by nobody, so skips matter; the beacon (the tree's
+// highest number to every link, at most once per Config.Beacon while blocks flow) covers the last
+// block before a pause. Each missing block has one timer and at most one outstanding GRAFT;
+// announcers that listed the number are grafted before those that only hold later numbers.
 //
 // # Bounds
 //

@@ -208,6 +208,8 @@ func (m *Machine) Payload(from peer.ID, id ID, num uint64, fresh bool, now time.
 	r := &t.rel[i]
 	switch {
 	case now.Sub(r.grafted) < m.cfg.PruneGuard && !r.grafted.IsZero():
+		// The answer to our GRAFT, outrun by another copy: the link is eager as the graft meant.
+		r.eager = true
 	case old >= m.cfg.PruneWindow && num <= old-m.cfg.PruneWindow:
 	case r.eager && t.eagerCount() == 1:
 	default:
@@ -633,13 +635,4 @@ func (t *tree) eagerCount() int {
 		}
 	}
 	return n
-}
-
-func contains(ps []peer.ID, p peer.ID) bool {
-	for _, q := range ps {
-		if q == p {
-			return true
-		}
-	}
-	return false
 }

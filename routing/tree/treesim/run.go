@@ -101,6 +101,9 @@ func (s *sim) deliver(e event) {
 		fresh := !s.has(n, c, f.num)
 		if fresh {
 			n.hops[c][f.num] = int16(min(f.hops, math.MaxInt16))
+			if n.handed[c][f.num]++; n.handed[c][f.num] > 1 {
+				s.res.DoubleDeliveries++
+			}
 			s.res.Deliveries++
 			bs := &s.blocks[c][f.num]
 			bs.deliveries++

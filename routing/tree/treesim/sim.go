@@ -250,7 +250,10 @@ type node struct {
 	m        *tree.Machine
 	up       bool
 	upSince  time.Duration
-	hops     [][]int16 // per channel, per block: hops of the first arrival, -1 if not held
+	hops     [][]int16 // the ledger: per channel, per block, hops of the first arrival, -1 if not held
+	// handed counts, per channel and block, how often the application was handed the block; it
+	// survives restarts, as the application's own store does.
+	handed   [][]uint8
 	pending  []tree.Announce
 	flushAt  time.Duration // scheduled flush, -1 if none
 	tickAt   time.Time     // scheduled tick, zero if none
@@ -323,8 +326,10 @@ func (s *sim) build() {
 				}
 			}
 			n.hops = make([][]int16, len(cfg.Channels))
+			n.handed = make([][]uint8, len(cfg.Channels))
 			for c := range cfg.Channels {
 				n.hops[c] = slices.Repeat([]int16{-1}, cfg.Blocks)
+				n.handed[c] = make([]uint8, cfg.Blocks)
 			}
 			s.byID[n.id] = n.idx
 			s.nodes = append(s.nodes, n)
