@@ -98,8 +98,12 @@ func (n *Node) handleBlock(from peer.ID, env *wire.Envelope, msg *wire.Block, vi
 	if n.tree != nil {
 		// A block accepted by pull is forwarded along the tree too: it is
 		// news to this peer's children.
+		link := from
+		if via != ViaPush {
+			link = "" // not a push on a tree link
+		}
 		n.step(func(m *tree.Machine, now time.Time) {
-			m.Payload(from, tree.ID{Channel: ch, Root: publisher}, msg.GetNumber(), true, now)
+			m.Payload(link, tree.ID{Channel: ch, Root: publisher}, msg.GetNumber(), true, now)
 		})
 		return true
 	}
