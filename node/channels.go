@@ -141,6 +141,25 @@ func (n *Node) lookupChannel(ch string) (*channelState, error) {
 	return cs, nil
 }
 
+// joinedChannel returns the state of ch if the node is open and has joined
+// ch and not left it.
+func (n *Node) joinedChannel(ch string) (*channelState, error) {
+	if n.closed.Load() {
+		return nil, ErrClosed
+	}
+	cs, err := n.lookupChannel(ch)
+	if err != nil {
+		return nil, err
+	}
+	cs.mu.Lock()
+	active := cs.activeLocked()
+	cs.mu.Unlock()
+	if !active {
+		return nil, fmt.Errorf("%w: %q", ErrNotJoined, ch)
+	}
+	return cs, nil
+}
+
 // joined returns the channels this peer has joined and not left, by name.
 func (n *Node) joined() []string {
 	var out []string

@@ -10,8 +10,9 @@ import (
 	"github.com/fabgossip/fabgossip/routing"
 )
 
-// every runs f every d until ctx ends.
-func every(ctx context.Context, d time.Duration, f func()) {
+// every runs f every d until ctx ends, and also whenever kick (which may be
+// nil) delivers.
+func every(ctx context.Context, d time.Duration, kick <-chan struct{}, f func()) {
 	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
@@ -19,8 +20,9 @@ func every(ctx context.Context, d time.Duration, f func()) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			f()
+		case <-kick:
 		}
+		f()
 	}
 }
 
@@ -78,20 +80,12 @@ func (n *Node) eachChannelPeer(ctx context.Context, blocks bool, f func(ctx cont
 // PullInterval, and at once when kickPull says this peer is behind what it
 // was told of (at most one extra round per round).
 func (n *Node) pullLoop(ctx context.Context) {
-	t := time.NewTicker(n.cfg.PullInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-n.pullKick:
-		}
+	every(ctx, n.cfg.PullInterval, n.pullKick, func() {
 		n.eachChannelPeer(ctx, true, n.pullFrom)
 		if n.store != nil {
 			n.retryDeliveries()
 		}
-	}
+	})
 }
 
 // kickPull asks the pull loop for a round now: an announcement named blocks

@@ -192,7 +192,7 @@ func (n *Node) updatePeerGaugeLocked() {
 // push disabled; at the heartbeat's pace, not block pull's, since membership
 // changes no faster), expires silent peers and probes dead ones.
 func (n *Node) aliveLoop(ctx context.Context) {
-	every(ctx, n.cfg.AliveTimeInterval, func() {
+	every(ctx, n.cfg.AliveTimeInterval, nil, func() {
 		n.emitAlive()
 		now := n.now()
 		n.mu.Lock()

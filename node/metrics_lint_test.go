@@ -1,24 +1,20 @@
 package node_test
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/fabgossip/fabgossip/internal/testpeer"
 	"github.com/fabgossip/fabgossip/node"
 	"github.com/fabgossip/fabgossip/node/admin"
-	"github.com/fabgossip/fabgossip/node/identity"
-	"github.com/fabgossip/fabgossip/node/p2phost"
 )
 
 // boundedLabels are the label names whose values come from a fixed set (an
@@ -64,39 +60,14 @@ func TestMetricConventions(t *testing.T) {
 // function that closes both.
 func newLintedPeer(t *testing.T, reg prometheus.Registerer) func() {
 	t.Helper()
-	net, caKeys, err := identity.GenerateNetwork("lint", []string{"Org1"},
-		[]identity.Channel{{Name: "ch0", Orgs: []string{"Org1"}}}, rand.Reader)
+	id, h := testpeer.New(t, "lint")
+	recorder, err := admin.NewRecorder(admin.ChannelNames(id.Network), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := identity.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := peer.IDFromPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := identity.IssueCertificate(caKeys["Org1"], identity.CertificateFields{
-		Network: "lint", Org: "Org1", PeerID: id,
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour), Serial: 1,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := p2phost.New(key, p2phost.LocalConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	recorder, err := admin.NewRecorder(admin.ChannelNames(net), reg)
-	if err != nil {
-		_ = h.Close()
-		t.Fatal(err)
-	}
-	n, err := node.New(node.Identity{Network: net, Key: key, Certificate: cert}, h, node.LocalConfig(),
+	n, err := node.New(id, h, node.LocalConfig(),
 		node.WithRegisterer(reg), node.WithTracer(recorder.NodeTracer()), node.WithTransportTracer(recorder.TransportTracer()))
 	if err != nil {
-		_ = h.Close()
 		t.Fatal(err)
 	}
 	return func() {

@@ -122,18 +122,9 @@ func (n *Node) awaitDurable(ctx context.Context, b *block) error {
 // publishable returns the state of channel ch if this peer may publish on
 // it now: open, joined and not left, and its org a publisher of ch.
 func (n *Node) publishable(ch string) (*channelState, error) {
-	if n.closed.Load() {
-		return nil, ErrClosed
-	}
-	cs, err := n.lookupChannel(ch)
+	cs, err := n.joinedChannel(ch)
 	if err != nil {
 		return nil, err
-	}
-	cs.mu.Lock()
-	active := cs.activeLocked()
-	cs.mu.Unlock()
-	if !active {
-		return nil, fmt.Errorf("%w: %q", ErrNotJoined, ch)
 	}
 	if !n.network().MayPublish(n.org, ch) {
 		return nil, fmt.Errorf("%w: org %s, channel %q", ErrMayNotPublish, n.org, ch)

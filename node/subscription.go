@@ -20,15 +20,14 @@ const subscriptionBuffer = 4096
 // once and in order, until the Subscription is closed, the channel is left or
 // the node closes. The channel must be joined.
 func (n *Node) Subscribe(ch string) (*Subscription, error) {
-	if n.closed.Load() {
-		return nil, ErrClosed
-	}
-	cs, err := n.lookupChannel(ch)
+	cs, err := n.joinedChannel(ch)
 	if err != nil {
 		return nil, err
 	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	// Checked again under the lock that Close and LeaveChannel take to end
+	// subscriptions, so none is added after they ran.
 	if n.closed.Load() {
 		return nil, ErrClosed
 	}

@@ -1,20 +1,16 @@
 package main
 
 import (
-	"crypto/rand"
 	"errors"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fabgossip/fabgossip/internal/testpeer"
 	"github.com/fabgossip/fabgossip/node"
 	"github.com/fabgossip/fabgossip/node/admin"
-	"github.com/fabgossip/fabgossip/node/identity"
-	"github.com/fabgossip/fabgossip/node/p2phost"
 )
 
 // TestDashboardMetricsExist checks, without Prometheus, that the dashboard
@@ -56,38 +52,13 @@ func TestDashboardMetricsExist(t *testing.T) {
 // Recorder register.
 func peerMetricNames(t *testing.T) map[string]bool {
 	t.Helper()
-	net, caKeys, err := identity.GenerateNetwork("dash", []string{"Org1"},
-		[]identity.Channel{{Name: "ch0", Orgs: []string{"Org1"}}}, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := identity.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := peer.IDFromPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := identity.IssueCertificate(caKeys["Org1"], identity.CertificateFields{
-		Network: "dash", Org: "Org1", PeerID: id,
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour), Serial: 1,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := p2phost.New(key, p2phost.LocalConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, h := testpeer.New(t, "dash")
 	rec := &describingRegisterer{Registerer: prometheus.NewRegistry(), names: map[string]bool{}}
-	if _, err := admin.NewRecorder(admin.ChannelNames(net), rec); err != nil {
-		_ = h.Close()
+	if _, err := admin.NewRecorder(admin.ChannelNames(id.Network), rec); err != nil {
 		t.Fatal(err)
 	}
-	n, err := node.New(node.Identity{Network: net, Key: key, Certificate: cert}, h, node.LocalConfig(), node.WithRegisterer(rec))
+	n, err := node.New(id, h, node.LocalConfig(), node.WithRegisterer(rec))
 	if err != nil {
-		_ = h.Close()
 		t.Fatal(err)
 	}
 	if err := errors.Join(n.Close(), h.Close()); err != nil {
