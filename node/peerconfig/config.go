@@ -135,6 +135,9 @@ type GossipConfig struct {
 	AliveTimeInterval          *time.Duration `yaml:"alive_time_interval,omitempty"`
 	AliveExpirationTimeout     *time.Duration `yaml:"alive_expiration_timeout,omitempty"`
 	MaxBlockBytes              *int           `yaml:"max_block_bytes,omitempty"`
+	// Dissemination is "tree" (the default: an eager tree with lazy
+	// digests) or "fabric" (Fabric's random push).
+	Dissemination *string `yaml:"dissemination,omitempty"`
 }
 
 // Default is a config with every optional field at its default: the block
@@ -366,6 +369,9 @@ func (c *Config) NodeConfig() (node.Config, error) {
 	setDur(&nc.AliveTimeInterval, g.AliveTimeInterval)
 	setDur(&nc.AliveExpirationTimeout, g.AliveExpirationTimeout)
 	setInt(&nc.MaxBlockBytes, g.MaxBlockBytes)
+	if g.Dissemination != nil {
+		nc.Dissemination = node.Dissemination(*g.Dissemination)
+	}
 	if err := nc.Validate(); err != nil {
 		return node.Config{}, err
 	}

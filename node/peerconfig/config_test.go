@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/fabgossip/fabgossip/node"
 	"github.com/fabgossip/fabgossip/node/admin"
 	"github.com/fabgossip/fabgossip/node/identity"
 	"github.com/fabgossip/fabgossip/node/peerconfig"
@@ -89,6 +90,7 @@ gossip:
   preset: local
   pull_interval: 250ms
   propagate_peer_num: 4
+  dissemination: fabric
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +99,8 @@ gossip:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nc.PullInterval != 250*time.Millisecond || nc.PropagatePeerNum != 4 || nc.AliveTimeInterval != 500*time.Millisecond {
+	if nc.PullInterval != 250*time.Millisecond || nc.PropagatePeerNum != 4 || nc.AliveTimeInterval != 500*time.Millisecond ||
+		nc.Dissemination != node.DisseminationFabric {
 		t.Errorf("node config: %+v", nc)
 	}
 	if c.Admin.Address != "" || !c.External || c.Log.Level != "info" || c.DataDir != peerconfig.DefaultDataDir {

@@ -32,6 +32,7 @@
 //	  preset: default               # default (Fabric's timings; the store fsyncs)
 //	                                # or local (one machine; the store does not fsync)
 //	  pull_interval: 4s             # any node.Config field, in snake case
+//	  dissemination: tree           # tree (eager tree, lazy digests) or fabric (Fabric's random push)
 //
 // The data directory holds blocks.db, the peer's block store (node/store):
 // every block it delivered, the channels it joined, its ledger heights. A
