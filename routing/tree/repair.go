@@ -1,0 +1,185 @@
+package tree
+
+import (
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Forwarding and repair: holding a block, wanting a missing one, detecting
+// gaps, grafting announcers in turn, and the timers that drive it.
+
+// hold records that the node holds num: its missing entry and timer go.
+func (m *Machine) hold(t *tree, num uint64, now time.Time) {
+	if !t.carried || num > t.high {
+		t.high = num
+		if m.cfg.Beacon > 0 && m.beaconDue.IsZero() {
+			m.beaconDue = now.Add(m.cfg.Beacon)
+		}
+	}
+	t.carried = true
+	if _, ok := t.missing[num]; ok {
+		delete(t.missing, num)
+		m.missing--
+	}
+}
+
+// want records that from announced num (certain) or holds a later number (a guess): a new missing
+// entry with its timer, or one more announcer. Certain announcers are grafted before guesses, and
+// one replaces the last guess when the list is full.
+func (m *Machine) want(t *tree, num uint64, from peer.ID, certain bool, now time.Time) {
+	e := t.missing[num]
+	if e == nil {
+		if len(t.missing) >= m.cfg.MaxMissing {
+			return
+		}
+		e = &missing{num: num, announcers: []peer.ID{from}, deadline: now.Add(m.jitter(m.wait(m.cfg.GraftTimeout, from)))}
+		if certain {
+			e.certain = 1
+		}
+		t.missing[num] = e
+		m.missing++
+		m.timers.push(timer{at: e.deadline, t: t, e: e})
+		return
+	}
+	at := slices.Index(e.announcers, from)
+	switch {
+	case at >= 0 && (!certain || at < e.certain):
+	case at >= 0:
+		// A guess confirmed: move it to the end of the certain ones.
+		e.announcers = slices.Insert(slices.Delete(e.announcers, at, at+1), e.certain, from)
+		e.certain++
+	case !certain && len(e.announcers) < m.cfg.MaxAnnouncers:
+		e.announcers = append(e.announcers, from)
+	case certain && len(e.announcers) < m.cfg.MaxAnnouncers:
+		e.announcers = slices.Insert(e.announcers, e.certain, from)
+		e.certain++
+	case certain && e.certain < len(e.announcers):
+		e.announcers = slices.Insert(e.announcers[:len(e.announcers)-1], e.certain, from)
+		e.certain++
+	}
+}
+
+// gap marks the numbers between the tree's highest and top as announced by from, which holds top
+// and so most likely those below it. Only a tree that has carried a payload has a highest: a
+// restarted node's ledger may hold what its new machine never saw.
+func (m *Machine) gap(t *tree, top uint64, from peer.ID, now time.Time) {
+	if !t.carried || top <= t.high+1 {
+		return
+	}
+	lo := max(t.high+1, top-min(top, uint64(m.cfg.MaxIHave)))
+	for n := lo; n < top; n++ {
+		m.want(t, n, from, false, now)
+	}
+}
+
+// forward sends num on every link of t except `from` and the root: payload on eager links, IHAVE
+// on lazy ones.
+func (m *Machine) forward(t *tree, num uint64, from peer.ID) {
+	for i, c := range t.ch.links {
+		if c.ID == from || c.ID == t.id.Root {
+			continue
+		}
+		if t.rel[i].eager {
+			m.out.Payloads = append(m.out.Payloads, Send{To: c.ID, ID: t.id, Number: num})
+		} else {
+			m.announce(c.ID, t.id, num)
+		}
+	}
+}
+
+func (m *Machine) announce(to peer.ID, id ID, num uint64) {
+	l := Link{To: to, ID: id}
+	if j, ok := m.ihaveAt[l]; ok {
+		m.out.IHaves[j].Numbers = append(m.out.IHaves[j].Numbers, num)
+		return
+	}
+	m.ihaveAt[l] = len(m.out.IHaves)
+	m.out.IHaves = append(m.out.IHaves, Announce{To: to, ID: id, Numbers: []uint64{num}})
+}
+
+func (m *Machine) fire(t *tree, e *missing, now time.Time) {
+	for e.tries < graftRounds*len(e.announcers) {
+		p := e.announcers[e.tries%len(e.announcers)]
+		e.tries++
+		i, linked := t.ch.index[p]
+		if !linked {
+			continue
+		}
+		// The link becomes eager on our side when the answer arrives (a fresh payload on a lazy
+		// link), not now: a lost GRAFT then leaves both ends lazy rather than us eager toward a
+		// peer that never pushes, which nothing repairs when that peer is the root.
+		t.rel[i].grafted = now
+		l := Link{To: p, ID: t.id}
+		if j, ok := m.graftAt[l]; ok {
+			m.out.Grafts[j].Numbers = append(m.out.Grafts[j].Numbers, e.num)
+		} else {
+			m.graftAt[l] = len(m.out.Grafts)
+			m.out.Grafts = append(m.out.Grafts, Request{To: p, ID: t.id, Numbers: []uint64{e.num}})
+		}
+		e.deadline = now.Add(m.wait(m.cfg.RetryTimeout, p))
+		m.timers.push(timer{at: e.deadline, t: t, e: e})
+		return
+	}
+	delete(t.missing, e.num)
+	m.missing--
+}
+
+// wait is max(floor, RTTFactor × the observed RTT of the link to p).
+func (m *Machine) wait(floor time.Duration, p peer.ID) time.Duration {
+	return max(floor, RTTFactor*m.rtt[p])
+}
+
+// jitter adds up to an eighth of d.
+func (m *Machine) jitter(d time.Duration) time.Duration {
+	if d < 8 {
+		return d
+	}
+	return d + time.Duration(m.rng.Int64N(int64(d/8)))
+}
+
+// compactTimers rebuilds the timer heap when stale entries (of blocks that arrived, trees that
+// were dropped) outnumber live ones, so the heap stays proportional to the missing entries.
+func (m *Machine) compactTimers() {
+	if len(m.timers) <= 2*m.missing+64 {
+		return
+	}
+	live := m.timers[:0]
+	for _, tm := range m.timers {
+		if tm.live() {
+			live = append(live, tm)
+		}
+	}
+	clear(m.timers[len(live):])
+	m.timers = live
+	m.timers.init()
+}
+
+func (m *Machine) linked(p peer.ID) bool {
+	for _, ch := range m.channels {
+		if _, ok := ch.index[p]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Machine) linkedIn(channel string, p peer.ID) bool {
+	ch := m.channels[channel]
+	if ch == nil {
+		return false
+	}
+	_, ok := ch.index[p]
+	return ok
+}
+
+func (t *tree) eagerCount() int {
+	n := 0
+	for _, r := range t.rel {
+		if r.eager {
+			n++
+		}
+	}
+	return n
+}
