@@ -127,9 +127,6 @@ func newPlanner[P any](cfg Config, batch []Message[P], v *View, rng *rand.Rand) 
 // ownOrg admits the members of our org.
 func (p *planner[P]) ownOrg(m *Member) bool { return m.Org == p.self.Org }
 
-// crossable says whether m may receive anything from us at all ([View.MayTalk]).
-func (p *planner[P]) crossable(m *Member) bool { return p.view.MayTalk(m) }
-
 // subject is the member a StateInfo or alive message is about, as the audience predicates see it.
 func subject[P any](msg *Message[P]) Member {
 	return Member{ID: msg.Origin, Org: msg.OriginOrg, External: msg.OriginExternal, Alive: true}

@@ -45,7 +45,7 @@ import (
 // streams are charged to.
 const (
 	echoProtocol protocol.ID = "/myapp/echo/1.0.0"
-	echoService              = "myapp.echo"
+	echoService  string      = "myapp.echo"
 )
 
 // Shape of the demo: peers of one org, blocks published on one channel.
