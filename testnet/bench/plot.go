@@ -181,7 +181,9 @@ func (r *Report) plotPanel(b *bytes.Buffer, p cdfPanel, top float64) {
 		if math.Round(p.floorLo) == math.Round(p.floorHigh) {
 			label = fmt.Sprintf("floor %.0f ms", p.floorLo)
 		}
-		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="end" fill="#666666" font-size="11">%s</text>`+"\n", fl-3, y0+12, esc(label))
+		// Along the band, in its upper half, where the curves rarely are.
+		fmt.Fprintf(b, `<text transform="translate(%.1f %.1f) rotate(-90)" text-anchor="end" fill="#555555" font-size="11">%s</text>`+"\n",
+			(fl+math.Max(fh, fl+1.5))/2+4, y0+6, esc(label))
 	}
 
 	// Grid and axes.
@@ -275,11 +277,19 @@ func niceAbove(v float64) float64 {
 	return 10 * e
 }
 
-// logTicks are the 1-2-5 values from lo to hi.
+// logTicks are the values from lo to hi to label: 1, 2 and 5 of every
+// decade, more of them when the axis spans few decades.
 func logTicks(lo, hi float64) []float64 {
+	mults := []float64{1, 2, 5}
+	switch decades := math.Log10(hi / lo); {
+	case decades <= 1.5:
+		mults = []float64{1, 1.5, 2, 3, 4, 5, 7}
+	case decades <= 3:
+		mults = []float64{1, 2, 3, 5}
+	}
 	var ts []float64
 	for e := math.Pow(10, math.Floor(math.Log10(lo))); e <= hi; e *= 10 {
-		for _, m := range []float64{1, 2, 5} {
+		for _, m := range mults {
 			if t := m * e; t >= lo*0.9999999 && t <= hi*1.0000001 {
 				ts = append(ts, t)
 			}

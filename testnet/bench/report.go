@@ -221,9 +221,9 @@ func cpuTime() time.Duration {
 }
 
 // Markdown renders the whole report (fabgossip bench --verbose): the
-// conditions, the gap to target, the means over seeds, one table row per
-// system, block size and seed, the per-channel table and the notes. Short
-// is the default, shorter view.
+// conditions, Short's table and gap to target, the means over seeds with
+// their ranges, one row per system, block size and seed, the per-channel
+// table and the notes. Short is the default, shorter view.
 func (r *Report) Markdown() string {
 	var b strings.Builder
 	t := r.Topology
@@ -237,6 +237,8 @@ func (r *Report) Markdown() string {
 		r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd)
 	fmt.Fprintf(&b, "Network: %s.\n", networkText(r.Workload.Network, r.Workload.EgressMbps))
 	fmt.Fprintf(&b, "Command: `%s`\n\n", r.Command)
+	b.WriteString(r.shortTable())
+	b.WriteString("\n")
 	b.WriteString(r.gapText())
 	b.WriteString(r.Summary())
 	b.WriteString("| system | size | seed | cov_push | P_full_push | per org (publisher's org) | cov_final | T_full p50 / p99 / max (ms) | ×floor p50 / p99 | fairness (ms) | RMR | dups/delivery | A_wire | publisher egress / block | idle B/s/peer/ch | leaks | CPU s/MB | peak heap MB | CPU util | load 1m |\n")

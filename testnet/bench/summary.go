@@ -390,11 +390,18 @@ func (r *Report) gapText() string {
 	var b strings.Builder
 	for _, size := range r.gapSizes() {
 		gaps := Gaps(r.Results, size)
-		met := 0
+		met, none := 0, 0
 		for _, g := range gaps {
 			if g.Status == GapMet {
 				met++
 			}
+			if g.Reason == gapNoResult {
+				none++
+			}
+		}
+		if none == len(gaps) {
+			fmt.Fprintf(&b, "Gap to target (fabgossip, %s blocks): not measured, %s.\n\n", sizeName(size), gapNoResult)
+			continue
 		}
 		fmt.Fprintf(&b, "Gap to target (fabgossip, %s blocks, BENCHMARK.md's \"must show\"): %d of %d met.\n\n", sizeName(size), met, len(gaps))
 		for _, g := range gaps {
