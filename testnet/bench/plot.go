@@ -170,6 +170,9 @@ func (r *Report) plotPanel(b *bytes.Buffer, p cdfPanel, top float64) {
 
 	title := fmt.Sprintf("T_full per block, %s blocks: fraction of blocks that reached every member within t", sizeName(p.size))
 	sub := fmt.Sprintf("scale %s, %s, seeds %s pooled", r.Topology.Scale, networkText(r.Workload.Network, r.Workload.EgressMbps), uints(p.seeds))
+	if slices.ContainsFunc(p.series, func(s cdfSeries) bool { return s.fromPercentiles }) {
+		sub += "; dashed: p50, p99 and max only (an older report)"
+	}
 	fmt.Fprintf(b, `<text x="%g" y="%g" font-size="14" font-weight="bold">%s</text>`+"\n", x0, top+18, esc(title))
 	fmt.Fprintf(b, `<text x="%g" y="%g" fill="#555555">%s</text>`+"\n", x0, top+34, esc(sub))
 
@@ -209,14 +212,14 @@ func (r *Report) plotPanel(b *bytes.Buffer, p cdfPanel, top float64) {
 		}
 		pts := s.points()
 		var d strings.Builder
-		dash, note := "", ""
+		dash := ""
 		if s.fromPercentiles {
 			// Only three points are known: join them, and mark them.
 			fmt.Fprintf(&d, "M%.1f %.1f", x(pts[0].x), y(pts[0].y))
 			for _, pt := range pts[1:] {
 				fmt.Fprintf(&d, " L%.1f %.1f", x(pt.x), y(pt.y))
 			}
-			dash, note = ` stroke-dasharray="6 4"`, ", from percentiles"
+			dash = ` stroke-dasharray="6 4"`
 		} else {
 			// The empirical CDF's steps, held at its last level to the
 			// right edge.
@@ -237,7 +240,7 @@ func (r *Report) plotPanel(b *bytes.Buffer, p cdfPanel, top float64) {
 		lx := x1 + 34
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="3"%s/>`+"\n", lx, ly, lx+22, ly, colour, dash)
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" font-weight="bold">%s</text>`+"\n", lx+28, ly+4, esc(s.system))
-		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" fill="#555555" font-size="11">%s</text>`+"\n", lx+28, ly+18, esc(s.legend()+note))
+		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" fill="#555555" font-size="11">%s</text>`+"\n", lx+28, ly+18, esc(s.legend()))
 		b.WriteString("</g>\n")
 	}
 }
