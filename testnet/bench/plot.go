@@ -43,8 +43,10 @@ type cdfSeries struct {
 	// fromPercentiles marks a series with a run from a report written
 	// before Result.TFullMs: the curve is then the seeds' mean p50 and p99
 	// and their largest max, at the mean fraction of complete blocks.
-	fromPercentiles         bool
-	runs                    int
+	fromPercentiles bool
+	// runs counts the series' runs, fullRuns those with a complete block,
+	// whose percentiles the sums add up.
+	runs, fullRuns          int
 	sumP50, sumP99, sumFull float64
 	maxMs                   float64
 }
@@ -54,8 +56,10 @@ type point struct{ x, y float64 }
 
 func (s cdfSeries) points() []point {
 	if s.fromPercentiles {
-		n := float64(s.runs)
-		full := s.sumFull / n
+		if s.fullRuns == 0 {
+			return nil
+		}
+		n, full := float64(s.fullRuns), s.sumFull/float64(s.runs)
 		return []point{{s.sumP50 / n, 0.5 * full}, {s.sumP99 / n, 0.99 * full}, {s.maxMs, full}}
 	}
 	pts := make([]point, len(s.ms))
@@ -67,10 +71,10 @@ func (s cdfSeries) points() []point {
 
 // cdfPanel is one block size: its series and the range of channel floors.
 type cdfPanel struct {
-	size               int
-	seeds              []uint64
-	series             []cdfSeries
-	floorLo, floorHigh float64 // 0 when the run had no emulated latency
+	size             int
+	seeds            []uint64
+	series           []cdfSeries
+	floorLo, floorHi float64 // 0 when the run had no emulated latency
 }
 
 // cdfPanels groups the successful results by block size, then system, in
@@ -78,7 +82,7 @@ type cdfPanel struct {
 func (r *Report) cdfPanels() []cdfPanel {
 	var panels []cdfPanel
 	for _, x := range r.Results {
-		if x.Error != "" || x.BlocksFull == 0 {
+		if x.Error != "" {
 			continue
 		}
 		i := slices.IndexFunc(panels, func(p cdfPanel) bool { return p.size == x.BlockSize })
@@ -95,7 +99,7 @@ func (r *Report) cdfPanels() []cdfPanel {
 				if p.floorLo == 0 || f < p.floorLo {
 					p.floorLo = f
 				}
-				p.floorHigh = max(p.floorHigh, f)
+				p.floorHi = max(p.floorHi, f)
 			}
 		}
 		j := slices.IndexFunc(p.series, func(s cdfSeries) bool { return s.system == x.System })
@@ -106,19 +110,25 @@ func (r *Report) cdfPanels() []cdfPanel {
 		s := &p.series[j]
 		s.blocks += x.Blocks
 		s.ms = append(s.ms, x.TFullMs...)
-		s.fromPercentiles = s.fromPercentiles || len(x.TFullMs) == 0
+		s.fromPercentiles = s.fromPercentiles || (len(x.TFullMs) == 0 && x.BlocksFull > 0)
 		s.runs++
-		s.sumP50 += x.TFullP50Ms
-		s.sumP99 += x.TFullP99Ms
 		s.sumFull += x.BlocksFull
-		s.maxMs = max(s.maxMs, x.TFullMaxMs)
+		if x.BlocksFull > 0 {
+			s.fullRuns++
+			s.sumP50 += x.TFullP50Ms
+			s.sumP99 += x.TFullP99Ms
+			s.maxMs = max(s.maxMs, x.TFullMaxMs)
+		}
 	}
 	for i := range panels {
 		for j := range panels[i].series {
 			slices.Sort(panels[i].series[j].ms)
 		}
 	}
-	return panels
+	// A size at which no system completed a block has nothing to draw.
+	return slices.DeleteFunc(panels, func(p cdfPanel) bool {
+		return !slices.ContainsFunc(p.series, func(s cdfSeries) bool { return len(s.points()) > 0 })
+	})
 }
 
 // PlotSVG writes the empirical CDF of per-block T_full of every system, one
@@ -156,7 +166,7 @@ func (r *Report) plotPanel(b *bytes.Buffer, p cdfPanel, top float64) {
 		}
 	}
 	if p.floorLo > 0 {
-		lo, hi = math.Min(lo, p.floorLo), math.Max(hi, p.floorHigh)
+		lo, hi = math.Min(lo, p.floorLo), math.Max(hi, p.floorHi)
 	}
 	lo, hi = niceBelow(math.Max(lo, 0.01)), niceAbove(math.Max(hi, 0.01))
 	if hi <= lo {
@@ -178,10 +188,10 @@ func (r *Report) plotPanel(b *bytes.Buffer, p cdfPanel, top float64) {
 
 	// The floor band, under everything else.
 	if p.floorLo > 0 {
-		fl, fh := x(p.floorLo), x(p.floorHigh)
+		fl, fh := x(p.floorLo), x(p.floorHi)
 		fmt.Fprintf(b, `<rect class="floor" x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#e8e8e8"/>`+"\n", fl, y0, math.Max(fh-fl, 1.5), y1-y0)
-		label := fmt.Sprintf("floor %.0f–%.0f ms", p.floorLo, p.floorHigh)
-		if math.Round(p.floorLo) == math.Round(p.floorHigh) {
+		label := fmt.Sprintf("floor %.0f–%.0f ms", p.floorLo, p.floorHi)
+		if math.Round(p.floorLo) == math.Round(p.floorHi) {
 			label = fmt.Sprintf("floor %.0f ms", p.floorLo)
 		}
 		// Along the band, in its upper half, where the curves rarely are.
@@ -213,14 +223,17 @@ func (r *Report) plotPanel(b *bytes.Buffer, p cdfPanel, top float64) {
 		pts := s.points()
 		var d strings.Builder
 		dash := ""
-		if s.fromPercentiles {
+		switch {
+		case len(pts) == 0:
+			// Nothing to draw: the legend says so.
+		case s.fromPercentiles:
 			// Only three points are known: join them, and mark them.
 			fmt.Fprintf(&d, "M%.1f %.1f", x(pts[0].x), y(pts[0].y))
 			for _, pt := range pts[1:] {
 				fmt.Fprintf(&d, " L%.1f %.1f", x(pt.x), y(pt.y))
 			}
 			dash = ` stroke-dasharray="6 4"`
-		} else {
+		default:
 			// The empirical CDF's steps, held at its last level to the
 			// right edge.
 			fmt.Fprintf(&d, "M%.1f %.1f", x(pts[0].x), y(0))
@@ -230,7 +243,9 @@ func (r *Report) plotPanel(b *bytes.Buffer, p cdfPanel, top float64) {
 			fmt.Fprintf(&d, " H%.1f", x1)
 		}
 		fmt.Fprintf(b, `<g class="series" data-system="%s">`+"\n", esc(s.system))
-		fmt.Fprintf(b, `<path d="%s" fill="none" stroke="%s" stroke-width="2"%s/>`+"\n", d.String(), colour, dash)
+		if d.Len() > 0 {
+			fmt.Fprintf(b, `<path d="%s" fill="none" stroke="%s" stroke-width="2"%s/>`+"\n", d.String(), colour, dash)
+		}
 		if s.fromPercentiles {
 			for _, pt := range pts {
 				fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`+"\n", x(pt.x), y(pt.y), colour)
@@ -247,9 +262,12 @@ func (r *Report) plotPanel(b *bytes.Buffer, p cdfPanel, top float64) {
 
 // legend is the series' p50 and p99, and its incomplete blocks if any.
 func (s cdfSeries) legend() string {
+	if len(s.points()) == 0 {
+		return "no block reached every member"
+	}
 	p50, p99 := quantile(s.ms, 0.5), quantile(s.ms, 0.99)
 	if s.fromPercentiles {
-		p50, p99 = s.sumP50/float64(s.runs), s.sumP99/float64(s.runs)
+		p50, p99 = s.sumP50/float64(s.fullRuns), s.sumP99/float64(s.fullRuns)
 	}
 	t := fmt.Sprintf("p50 %s, p99 %s ms", msName(p50), msName(p99))
 	if !s.fromPercentiles && len(s.ms) < s.blocks {

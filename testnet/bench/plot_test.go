@@ -136,3 +136,28 @@ func TestPlotSVGNothingToPlot(t *testing.T) {
 		t.Error("a report without a successful run was plotted")
 	}
 }
+
+// TestPlotSVGIncompleteBlocks: blocks that never reached every member count
+// against the curve (it ends below 1), and a system with no complete block
+// keeps its legend entry without a curve.
+func TestPlotSVGIncompleteBlocks(t *testing.T) {
+	rep := plotReport()
+	rep.Results = append(rep.Results,
+		Result{System: SystemFabgossip, BlockSize: HeadlineBlockSize, Seed: 3, Blocks: 10},
+		Result{System: SystemGossipSubNoSign, BlockSize: HeadlineBlockSize, Seed: 2, Blocks: 10},
+	)
+	var b bytes.Buffer
+	if err := rep.PlotSVG(&b); err != nil {
+		t.Fatal(err)
+	}
+	systems, _ := svgSeries(t, b.Bytes())
+	if !slices.Contains(systems, SystemGossipSubNoSign) {
+		t.Errorf("series %v: the system with no complete block has no legend entry", systems)
+	}
+	// fabgossip: 7 complete blocks of 5 + 4 + 10 over three seeds.
+	for _, want := range []string{"12 incomplete", "no block reached every member"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("SVG lacks %q", want)
+		}
+	}
+}
