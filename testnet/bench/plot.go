@@ -179,7 +179,11 @@ func (r *Report) plotPanel(b *bytes.Buffer, p cdfPanel, top float64) {
 	y := func(f float64) float64 { return y1 - (y1-y0)*f }
 
 	title := fmt.Sprintf("T_full per block, %s blocks: fraction of blocks that reached every member within t", sizeName(p.size))
-	sub := fmt.Sprintf("scale %s, %s, seeds %s pooled", r.Topology.Scale, networkText(r.Workload.Network, r.Workload.EgressMbps), uints(p.seeds))
+	seeds := "seed " + uints(p.seeds)
+	if len(p.seeds) > 1 {
+		seeds = "seeds " + uints(p.seeds) + " pooled"
+	}
+	sub := fmt.Sprintf("scale %s, %s, %s", r.Topology.Scale, networkText(r.Workload.Network, r.Workload.EgressMbps), seeds)
 	if slices.ContainsFunc(p.series, func(s cdfSeries) bool { return s.fromPercentiles }) {
 		sub += "; dashed: p50, p99 and max only (an older report)"
 	}
