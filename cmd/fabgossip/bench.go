@@ -26,21 +26,26 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	external := fs.Int("external", 0, "external peers per org (default 2)")
 	crash := fs.Float64("crash", 0, "crash this fraction of the peers (e.g. 0.1) once every channel has published half of its blocks: never a publisher, a curious non-member or an org's last external peer (0 is off)")
 	network := fs.String("network", bench.NetworkMock, "mock (a mocknet with the latency profile) or tcp (real libp2p hosts on loopback TCP, no emulated latency; S or quick only)")
-	render := fs.String("render", "", "print the markdown of a report saved with --json, without running anything")
+	render := fs.String("render", "", "print the report saved with --json to this file, without running anything")
+	verbose := fs.Bool("verbose", false, "print the whole report: per-seed and per-channel tables and the notes (the JSON always has everything)")
+	plot := fs.String("plot", "", "also write an SVG plot of the T_full distribution per system to this file (with --render: of the saved report)")
 	egressMbps := fs.Float64("egress-mbps", 0, "limit every host's egress to this many Mbit/s, one token bucket per host (e.g. 100; 0 is off)")
 	h := help{
 		usage: "fabgossip bench [flags]",
 		description: "Runs the dissemination benchmark of BENCHMARK.md on in-process peers (mocknet,\n" +
 			"2 ms inside an org, 25 ms between orgs): fabgossip, Fabric-stock, GossipSub and\n" +
-			"direct delivery on the same topology and blocks. Prints a markdown table; exits\n" +
+			"direct delivery on the same topology and blocks. Prints a short markdown table\n" +
+			"and fabgossip's gap to BENCHMARK.md's targets (--verbose: everything); exits\n" +
 			"non-zero if a system's run failed, or fabgossip leaked or missed a block.\n" +
+			"Progress goes to stderr.\n" +
 			"--network tcp runs every host on real loopback TCP instead (no emulated latency);\n" +
 			"--egress-mbps gives every host one egress token bucket.",
 		example: "fabgossip bench --quick\n" +
 			"fabgossip bench --scale S --sizes 131072 --seeds 1 --blocks 100 --json S.json\n" +
 			"fabgossip bench --quick --network tcp --egress-mbps 100\n" +
 			"fabgossip bench --quick --crash 0.1\n" +
-			"fabgossip bench --render S.json\n" +
+			"fabgossip bench --render S.json --verbose\n" +
+			"fabgossip bench --render S.json --plot S.svg\n" +
 			"fabgossip bench --scale L --json L.json",
 	}
 	if err := parseFlags(e, name, fs, h, args, false); err != nil {
@@ -56,8 +61,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", *render, err)
 		}
-		fmt.Fprint(e.stdout, rep.Markdown())
-		return nil
+		return writeBenchReport(e, rep, *verbose, *plot)
 	}
 	o := bench.Options{Scale: *scale, Blocks: *blocks, Rate: *rate, Idle: *idle, ExternalPerOrg: *external,
 		Command: "fabgossip bench " + strings.Join(args, " ")}
@@ -86,7 +90,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprint(e.stdout, rep.Markdown())
+	// The JSON first: a plot that fails must not lose a long run.
 	if *jsonPath != "" {
 		b, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
@@ -96,5 +100,29 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
+	if err := writeBenchReport(e, rep, *verbose, *plot); err != nil {
+		return err
+	}
 	return rep.Check()
+}
+
+// writeBenchReport prints rep, short or whole, and writes its plot if asked.
+func writeBenchReport(e *env, rep *bench.Report, verbose bool, plotPath string) error {
+	if verbose {
+		fmt.Fprint(e.stdout, rep.Markdown())
+	} else {
+		fmt.Fprint(e.stdout, rep.Short())
+	}
+	if plotPath == "" {
+		return nil
+	}
+	f, err := os.Create(plotPath)
+	if err != nil {
+		return err
+	}
+	if err := rep.PlotSVG(f); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("%s: %w", plotPath, err)
+	}
+	return f.Close()
 }

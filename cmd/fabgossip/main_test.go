@@ -252,7 +252,8 @@ func TestBenchRender(t *testing.T) {
 	rep := bench.Report{
 		Command:  "fabgossip bench --quick",
 		Topology: bench.TopologySummary{Scale: "quick", Orgs: 1, PeersPerOrg: []int{2}},
-		Results:  []bench.Result{{System: bench.SystemDirect, BlockSize: 1024, Seed: 1, CovFinal: 1}},
+		Results: []bench.Result{{System: bench.SystemDirect, BlockSize: 1024, Seed: 1, CovFinal: 1, Blocks: 2, BlocksFull: 1,
+			TFullMs: []float64{30, 31}, TFullP50Ms: 30, TFullP99Ms: 31, TFullMaxMs: 31}},
 	}
 	raw, err := json.Marshal(rep)
 	if err != nil {
@@ -265,6 +266,18 @@ func TestBenchRender(t *testing.T) {
 	code, out, errOut := runCLI(t, "bench", "--render", path)
 	if code != 0 || !strings.Contains(out, "| direct | 1 KiB | 1 |") {
 		t.Fatalf("render: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if strings.Contains(out, "| seed |") {
+		t.Errorf("render printed the per-seed table without --verbose:\n%s", out)
+	}
+	code, out, errOut = runCLI(t, "bench", "--render", path, "--verbose")
+	if code != 0 || !strings.Contains(out, "| direct | 1 KiB | 1 | 1.0000 |") || !strings.Contains(out, "| seed |") {
+		t.Fatalf("render --verbose: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	svg := filepath.Join(dir, "r.svg")
+	code, _, errOut = runCLI(t, "bench", "--render", path, "--plot", svg)
+	if data, err := os.ReadFile(svg); code != 0 || err != nil || !strings.Contains(string(data), `data-system="direct"`) {
+		t.Fatalf("render --plot: exit %d, stderr %q, read %v, svg %.200q", code, errOut, err, data)
 	}
 	code, _, errOut = runCLI(t, "bench", "--render", filepath.Join(dir, "missing.json"))
 	wantOneLineError(t, code, errOut, 1, "missing.json")

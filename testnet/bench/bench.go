@@ -275,13 +275,14 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	if o.Network == NetworkTCP {
 		rep.Topology.Latency = tcpLatency
 	}
+	total := len(o.BlockSizes) * len(o.Seeds) * len(o.Systems)
 	for _, size := range o.BlockSizes {
 		for _, seed := range o.Seeds {
 			for _, sys := range o.Systems {
 				if err := ctx.Err(); err != nil {
 					return rep, err
 				}
-				fmt.Fprintf(progress, "bench: %s, %s blocks, seed %d ...\n", sys, sizeName(size), seed)
+				progressStart(progress, len(rep.Results)+1, total, sys, size, seed, time.Since(rep.Started))
 				res := runOne(ctx, o, l, sys, size, seed, progress)
 				if res.Error != "" {
 					fmt.Fprintf(progress, "bench: %s failed: %s\n", sys, res.Error)

@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +62,12 @@ func runTiny(t *testing.T, system string) Result {
 	if r.AWire <= 0 || r.PublisherEgressBytesPerBlock <= 0 {
 		t.Errorf("a_wire %v, publisher egress %v: want bytes counted", r.AWire, r.PublisherEgressBytesPerBlock)
 	}
+	// The per-block T_full behind the percentiles: one value per complete
+	// block, ascending, ending at the max.
+	if full := int(r.BlocksFull*float64(r.Blocks) + 0.5); len(r.TFullMs) != full || !slices.IsSorted(r.TFullMs) ||
+		(full > 0 && math.Abs(r.TFullMs[full-1]-r.TFullMaxMs) > 0.01) {
+		t.Errorf("t_full_ms %v: want %d ascending values ending at max %v", r.TFullMs, full, r.TFullMaxMs)
+	}
 	if len(r.FloorMs) != 2 {
 		t.Errorf("floors %v, want one per channel", r.FloorMs)
 	}
@@ -68,7 +76,7 @@ func runTiny(t *testing.T, system string) Result {
 		t.Fatal(err)
 	}
 	for _, key := range []string{"cov_push", "p_full_push", "cov_final", "t_full_p50_ms", "t_full_p99_ms", "t_full_max_ms",
-		"t_full_over_floor", "fairness_ms", "rmr", "a_wire", "duplicates_per_delivery", "publisher_egress_bytes_per_block",
+		"t_full_ms", "t_full_over_floor", "fairness_ms", "rmr", "a_wire", "duplicates_per_delivery", "publisher_egress_bytes_per_block",
 		"idle_control_bytes_per_s_per_peer_per_channel", "leaks", "cpu_s_per_delivered_mb", "peak_heap_mb", "cpu_utilisation",
 		"topology", "seed", "machine", "command"} {
 		if !strings.Contains(string(b), `"`+key+`"`) {

@@ -10,7 +10,9 @@
 //	    if Options.EgressMbps ─► warm up
 //	    idle window (control traffic) ─► publish Blocks per channel at Rate
 //	    ─► settle (all delivered, or 10 s) ─► close ─► metrics
-//	  ─► *Report (Markdown(), JSON)
+//	  ─► *Report: Short() (a row per system and size, and the Gaps to
+//	      BENCHMARK.md's Targets), Markdown() (everything), PlotSVG()
+//	      (the CDF of per-block T_full), JSON
 //
 // Every system reports to one recorder: publish times, each member's first
 // receipt of each block and whether push brought it, payload copies sent and

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -251,6 +252,10 @@ func (r *recorder) result(res *Result, w window, floors []time.Duration) {
 	res.TFullP50Ms = quantile(tFull, 0.50)
 	res.TFullP99Ms = quantile(tFull, 0.99)
 	res.TFullMaxMs = quantile(tFull, 1)
+	res.TFullMs = make([]float64, len(tFull))
+	for i, ms := range tFull {
+		res.TFullMs[i] = math.Round(ms*100) / 100
+	}
 	res.TFullOverFloor = quantile(ratio, 0.50)
 	res.TFullP99OverFloor = quantile(ratio, 0.99)
 	res.PeerP50Ms = quantile(pairLat, 0.50)

@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"slices"
@@ -46,6 +47,11 @@ type Result struct {
 	TFullP50Ms float64 `json:"t_full_p50_ms"`
 	TFullP99Ms float64 `json:"t_full_p99_ms"`
 	TFullMaxMs float64 `json:"t_full_max_ms"`
+	// TFullMs is T_full(b) of every block that reached all of E(b) within
+	// 10 s, ascending, rounded to 0.01 ms: the distribution behind the
+	// percentiles, for --plot. Reports written before it was added lack it
+	// (PlotSVG then draws the CDF from the percentiles).
+	TFullMs []float64 `json:"t_full_ms,omitempty"`
 	// FloorMs is the latency floor of each channel (fabgossip's relay rule).
 	FloorMs           []float64 `json:"floor_ms"`
 	TFullOverFloor    float64   `json:"t_full_over_floor"`     // p50 over blocks of T_full(b)/floor
@@ -214,8 +220,10 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// Markdown renders the report: the conditions, then one table row per
-// system, block size and seed.
+// Markdown renders the whole report (fabgossip bench --verbose): the
+// conditions, Short's table and gap to target, the means over seeds with
+// their ranges, one row per system, block size and seed, the per-channel
+// table and the notes. Short is the default, shorter view.
 func (r *Report) Markdown() string {
 	var b strings.Builder
 	t := r.Topology
@@ -229,6 +237,9 @@ func (r *Report) Markdown() string {
 		r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd)
 	fmt.Fprintf(&b, "Network: %s.\n", networkText(r.Workload.Network, r.Workload.EgressMbps))
 	fmt.Fprintf(&b, "Command: `%s`\n\n", r.Command)
+	b.WriteString(r.shortTable())
+	b.WriteString("\n")
+	b.WriteString(r.gapText())
 	b.WriteString(r.Summary())
 	b.WriteString("| system | size | seed | cov_push | P_full_push | per org (publisher's org) | cov_final | T_full p50 / p99 / max (ms) | ×floor p50 / p99 | fairness (ms) | RMR | dups/delivery | A_wire | publisher egress / block | idle B/s/peer/ch | leaks | CPU s/MB | peak heap MB | CPU util | load 1m |\n")
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
@@ -341,4 +352,10 @@ func (r *Report) Check() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// progressStart is Run's line as a run starts: which one of how many, and
+// the time since the benchmark started, so a long run shows how far it is.
+func progressStart(w io.Writer, i, n int, sys string, size int, seed uint64, elapsed time.Duration) {
+	fmt.Fprintf(w, "bench: [%d/%d] %s, %s blocks, seed %d ... (%s elapsed)\n", i, n, sys, sizeName(size), seed, elapsed.Round(time.Second))
 }
