@@ -7,7 +7,7 @@ import (
 )
 
 var (
-	report = flag.Bool("sim.report", false, "run TestReport: simulate and print one results line")
+	report = flag.Bool("sim.report", false, "make TestReport print its results line (it always runs; the other flags size it)")
 	orgs   = flag.Int("sim.orgs", 5, "orgs")
 	perOrg = flag.Int("sim.peers", 10, "peers per org")
 	ext    = flag.Int("sim.external", 2, "external peers per org")
@@ -22,15 +22,23 @@ var (
 // TestReport is the simulator's entry point for figures at any size:
 //
 //	go test ./routing/tree/treesim -run TestReport -v -sim.report -sim.orgs 100 -sim.peers 10
+//
+// With the default flags it runs profile S and requires what any fault-free
+// run must show: every frame within the audience and no block missed.
 func TestReport(t *testing.T) {
-	if !*report {
-		t.Skip("pass -sim.report")
-	}
 	cfg := ProfileS()
 	cfg.Seed, cfg.Orgs, cfg.PeersPerOrg, cfg.ExternalPerOrg = *seed, *orgs, *perOrg, *ext
 	cfg.Blocks, cfg.Warmup, cfg.Loss, cfg.CrashFraction, cfg.Churn = *blocks, *warmup, *loss, *crash, *churn
 	cfg.CrashAt = time.Duration(*blocks/2) * cfg.Interval
 	start := time.Now()
 	r := Run(cfg)
-	t.Logf("%v (wall %v)", r, time.Since(start).Round(time.Millisecond))
+	if *report {
+		t.Logf("%v (wall %v)", r, time.Since(start).Round(time.Millisecond))
+	}
+	if r.Violations != 0 {
+		t.Errorf("%d frames outside the audience", r.Violations)
+	}
+	if *loss == 0 && *crash == 0 && *churn == 0 && r.Misses != 0 {
+		t.Errorf("%d (block, live member) pairs missed in a fault-free run", r.Misses)
+	}
 }
