@@ -227,11 +227,7 @@ func (m *Machine) IHave(from peer.ID, id ID, nums []uint64, now time.Time) {
 	if id.Root == m.self {
 		return
 	}
-	ch := m.channels[id.Channel]
-	if ch == nil {
-		return
-	}
-	if _, linked := ch.index[from]; !linked {
+	if !m.linkedIn(id.Channel, from) {
 		return
 	}
 	t := m.tree(id, true)
@@ -251,11 +247,7 @@ func (m *Machine) IHave(from peer.ID, id ID, nums []uint64, now time.Time) {
 // payload send per number (at most MaxIHave) is output; the node sends those it holds. A GRAFT from
 // a peer that is not a candidate link is ignored.
 func (m *Machine) Graft(from peer.ID, id ID, nums []uint64, now time.Time) {
-	ch := m.channels[id.Channel]
-	if ch == nil {
-		return
-	}
-	i, linked := ch.index[from]
+	i, linked := m.link(id.Channel, from)
 	if !linked {
 		return
 	}
@@ -272,11 +264,7 @@ func (m *Machine) Graft(from peer.ID, id ID, nums []uint64, now time.Time) {
 // Prune handles a PRUNE from `from`: the link becomes lazy on our side. A PRUNE for a tree not
 // yet known creates it, so that the initial rule does not undo the sender's decision.
 func (m *Machine) Prune(from peer.ID, id ID, now time.Time) {
-	ch := m.channels[id.Channel]
-	if ch == nil {
-		return
-	}
-	i, linked := ch.index[from]
+	i, linked := m.link(id.Channel, from)
 	if !linked {
 		return
 	}
@@ -287,11 +275,7 @@ func (m *Machine) Prune(from peer.ID, id ID, now time.Time) {
 // announced to `to` instead, which can graft it. The relation is unchanged: the demotion is for
 // that block only, and never a silent loss.
 func (m *Machine) SendFailed(to peer.ID, id ID, num uint64, now time.Time) {
-	ch := m.channels[id.Channel]
-	if ch == nil {
-		return
-	}
-	if _, linked := ch.index[to]; linked {
+	if m.linkedIn(id.Channel, to) {
 		m.announce(to, id, num)
 	}
 }

@@ -165,13 +165,20 @@ func (m *Machine) linked(p peer.ID) bool {
 	return false
 }
 
+// linkedIn reports whether p is a candidate link of channel.
 func (m *Machine) linkedIn(channel string, p peer.ID) bool {
+	_, ok := m.link(channel, p)
+	return ok
+}
+
+// link returns p's index among channel's candidate links, if it is one.
+func (m *Machine) link(channel string, p peer.ID) (int, bool) {
 	ch := m.channels[channel]
 	if ch == nil {
-		return false
+		return 0, false
 	}
-	_, ok := ch.index[p]
-	return ok
+	i, ok := ch.index[p]
+	return i, ok
 }
 
 func (t *tree) eagerCount() int {
