@@ -49,25 +49,14 @@ func (r *Report) Summary() string {
 	if len(r.Workload.Seeds) < 2 {
 		return ""
 	}
-	type key struct {
-		sys  string
-		size int
-	}
 	type agg struct {
 		n, failed, leaks, bound                   int
 		covPush, pFull, covFinal, p50, p99, floor spread
 		rmr, aWire, idle, cpu                     spread
 	}
-	var order []key
-	aggs := map[key]*agg{}
+	order, aggs := groupResults(r.Results, func() *agg { return &agg{} })
 	for _, x := range r.Results {
-		k := key{x.System, x.BlockSize}
-		a := aggs[k]
-		if a == nil {
-			a = &agg{}
-			aggs[k] = a
-			order = append(order, k)
-		}
+		a := aggs[key{x.System, x.BlockSize}]
 		if x.Error != "" {
 			a.failed++
 			continue
@@ -313,25 +302,14 @@ func (r *Report) Short() string {
 }
 
 func (r *Report) shortTable() string {
-	type key struct {
-		sys  string
-		size int
-	}
 	type agg struct {
 		n, failed, bound, leaks                                           int
 		err                                                               string
 		covFinal, pFull, p50, p99, x50, x99, rmr, aWire, idle, cpuPercent float64
 	}
-	var order []key
-	aggs := map[key]*agg{}
+	order, aggs := groupResults(r.Results, func() *agg { return &agg{} })
 	for _, x := range r.Results {
-		k := key{x.System, x.BlockSize}
-		a := aggs[k]
-		if a == nil {
-			a = &agg{}
-			aggs[k] = a
-			order = append(order, k)
-		}
+		a := aggs[key{x.System, x.BlockSize}]
 		if x.Error != "" {
 			a.failed++
 			a.err = x.Error
@@ -410,4 +388,25 @@ func (r *Report) gapText() string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// key names one row of a seed summary: a system and a block size.
+type key struct {
+	sys  string
+	size int
+}
+
+// groupResults returns the (system, size) rows of results in the order they
+// first appear, each with a fresh aggregate made by newAgg.
+func groupResults[A any](results []Result, newAgg func() A) ([]key, map[key]A) {
+	var order []key
+	aggs := map[key]A{}
+	for _, x := range results {
+		k := key{x.System, x.BlockSize}
+		if _, ok := aggs[k]; !ok {
+			aggs[k] = newAgg()
+			order = append(order, k)
+		}
+	}
+	return order, aggs
 }
