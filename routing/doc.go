@@ -25,7 +25,9 @@
 //  5. Other alive messages: per message, k peers. An alive of our org may go to anyone; a foreign
 //     one only to external peers of our org or of its origin's org, never to a third org (and
 //     only to our org's external peers when it is OrgOnly). An alive whose origin org is unknown
-//     (empty OriginOrg) goes nowhere.
+//     (empty OriginOrg) goes nowhere. An alive marked All (a peer's own heartbeat sent directly)
+//     follows rule 5 whatever its org, and goes to every peer the rule admits instead of k: an
+//     OrgOnly one to every peer of our org, another to every peer that may learn of its subject.
 //
 // On top of the rules, every plan obeys these invariants:
 //

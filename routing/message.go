@@ -57,6 +57,9 @@ type Message[P any] struct {
 	// sets it when self is external and published the block, or first accepted a block published by
 	// its own org. It is honoured only when the view's Self is external and OrgOnly is false.
 	CrossOrg bool
+	// All (alive messages only) sends the message to every peer its rule admits rather than to a
+	// sample of PropagatePeerNum: a peer's own heartbeat sent directly to its whole audience.
+	All bool
 	// Payload is carried through to the Outbound unchanged.
 	Payload P
 }

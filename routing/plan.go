@@ -39,7 +39,7 @@ func classify[P any](m *Message[P], v *View) rule {
 		}
 		return ruleStateInfo
 	case KindAlive:
-		if m.OriginOrg == self.Org && (m.OrgOnly || !m.OriginExternal) {
+		if m.OriginOrg == self.Org && (m.OrgOnly || !m.OriginExternal) && !m.All {
 			return ruleOrg
 		}
 		return ruleAlive
@@ -211,7 +211,7 @@ func (p *planner[P]) alive(i int32) {
 	}
 	about := subject(msg)
 	p.one(i, func(m *Member) bool {
-		return (m.Org == p.self.Org || !msg.OrgOnly || msg.OriginOrg == p.self.Org) && p.view.MayLearn(m, &about)
+		return (m.Org == p.self.Org || !msg.OrgOnly) && p.view.MayLearn(m, &about)
 	})
 }
 
@@ -224,11 +224,15 @@ func (p *planner[P]) each(r rule, route func(i int32)) {
 	}
 }
 
-// one sends message i to its own sample of PropagatePeerNum peers that keep admits, leaving out
-// the peer it came from.
+// one sends message i to its own sample of PropagatePeerNum peers that keep admits (all of them
+// when the message says All), leaving out the peer it came from.
 func (p *planner[P]) one(i int32, keep func(*Member) bool) {
 	msg := &p.batch[i]
-	p.picks = draw(p.picks[:0], p.cfg.PropagatePeerNum, p.every, p.members, p.self.ID, func(m *Member) bool {
+	k := p.cfg.PropagatePeerNum
+	if msg.All && msg.Kind == KindAlive {
+		k = len(p.members)
+	}
+	p.picks = draw(p.picks[:0], k, p.every, p.members, p.self.ID, func(m *Member) bool {
 		return keep(m) && !msg.holder(m.ID)
 	}, p.rng)
 	p.assign(p.picks, i)

@@ -369,6 +369,36 @@ func TestSendsAreMergedAndOrdered(t *testing.T) {
 	}
 }
 
+// TestPlanAllReachesTheWholeAudience: a heartbeat marked All goes to every peer that may learn of
+// its subject, and to no other, whatever PropagatePeerNum says.
+func TestPlanAllReachesTheWholeAudience(t *testing.T) {
+	for _, selfExt := range []bool{false, true} {
+		self := member("self", "A", selfExt, "ab")
+		members := append(orgPeers("A", 6, false, "ab"), orgPeers("B", 4, true, "ab")...)
+		members = append(members, orgPeers("C", 3, true, "bc")...)
+		v := View{Self: self, Members: members, ChannelOrgs: tableChannels}
+		batch := []Message[int]{{Kind: KindAlive, Origin: "self", OriginOrg: "A", OriginExternal: selfExt, OrgOnly: !selfExt, All: true}}
+		got := map[peer.ID]bool{}
+		for _, s := range Plan(Config{PropagatePeerNum: 2}, batch, v, newRNG(1)) {
+			got[s.To] = true
+		}
+		about := subject(&batch[0])
+		for _, m := range members {
+			if want := v.MayLearn(&m, &about); got[m.ID] != want {
+				t.Errorf("self external=%v: %s (org %s) got the heartbeat: %v, may learn of it: %v", selfExt, m.ID, m.Org, got[m.ID], want)
+			}
+		}
+		if want := 6; selfExt {
+			want = 10
+			if len(got) != want {
+				t.Errorf("external self: %d receivers, want %d (its org and B's externals)", len(got), want)
+			}
+		} else if len(got) != want {
+			t.Errorf("internal self: %d receivers, want %d (its org)", len(got), want)
+		}
+	}
+}
+
 func TestPlanNothingToSend(t *testing.T) {
 	self := member("self", "A", true, "ab")
 	full := View{Self: self, Members: orgPeers("A", 5, true, "ab"), ChannelOrgs: tableChannels}

@@ -69,6 +69,7 @@ func genBatch(t *rapid.T, v View) []Message[int] {
 			From:           genFrom(t, ids),
 			OrgOnly:        rapid.IntRange(0, 3).Draw(t, "org only") == 0,
 			CrossOrg:       rapid.Bool().Draw(t, "cross org"),
+			All:            rapid.Bool().Draw(t, "all"),
 			Payload:        i,
 		}
 	}
@@ -126,6 +127,10 @@ func oracle(cfg Config, v View, msg Message[int]) []part {
 	orgRestricted := (msg.Kind == KindStateInfo && msg.OrgOnly && msg.OriginOrg == me.Org) ||
 		(msg.Kind == KindAlive && msg.OriginOrg == me.Org && (msg.OrgOnly || !msg.OriginExternal))
 
+	k := cfg.PropagatePeerNum
+	if msg.Kind == KindAlive && msg.All {
+		k = len(v.Members) // the whole audience, no sample
+	}
 	switch {
 	case !known:
 		return nil
@@ -146,7 +151,7 @@ func oracle(cfg Config, v View, msg Message[int]) []part {
 	case msg.Kind == KindStateInfo && !inChannel(me.Org, msg.Channel):
 		return nil // we hold no StateInfo of a channel our org is not in, and tell no one of one
 	case orgRestricted:
-		return []part{{who(func(m Member) bool { return m.Org == me.Org }), cfg.PropagatePeerNum}}
+		return []part{{who(func(m Member) bool { return m.Org == me.Org }), k}}
 	case msg.Kind == KindStateInfo && msg.OriginOrg != me.Org:
 		return []part{{who(func(m Member) bool {
 			return m.External && (m.Org == me.Org || (m.Org == msg.OriginOrg && !msg.OrgOnly && msg.OriginExternal)) && inChannel(m.Org, msg.Channel) && mayTalk(m)
@@ -158,11 +163,11 @@ func oracle(cfg Config, v View, msg Message[int]) []part {
 	case msg.OriginOrg == "":
 		return nil
 	case msg.OriginOrg == me.Org:
-		return []part{{who(mayTalk), cfg.PropagatePeerNum}}
+		return []part{{who(mayTalk), k}}
 	default: // foreign alive
 		return []part{{who(func(m Member) bool {
 			return m.External && (m.Org == me.Org || (m.Org == msg.OriginOrg && !msg.OrgOnly && msg.OriginExternal)) && mayTalk(m)
-		}), cfg.PropagatePeerNum}}
+		}), k}}
 	}
 }
 
@@ -292,7 +297,7 @@ func checkSharedSamples(t *rapid.T, cfg Config, v View, batch []Message[int], go
 	me := v.Self
 	var orgGroup []int
 	for i, m := range batch {
-		if (m.Kind == KindStateInfo && m.OrgOnly && m.OriginOrg == me.Org && v.OrgInChannel(me.Org, m.Channel)) || (m.Kind == KindAlive && m.OriginOrg == me.Org && (m.OrgOnly || !m.OriginExternal)) {
+		if (m.Kind == KindStateInfo && m.OrgOnly && m.OriginOrg == me.Org && v.OrgInChannel(me.Org, m.Channel)) || (m.Kind == KindAlive && m.OriginOrg == me.Org && (m.OrgOnly || !m.OriginExternal) && !m.All) {
 			orgGroup = append(orgGroup, i)
 		}
 	}
