@@ -112,7 +112,7 @@ func (n *Node) handlePull(_ context.Context, from peer.ID, req *wire.PullRequest
 	case *wire.PullRequest_StateInfo:
 		return n.serveStateInfo(from, r.StateInfo)
 	case *wire.PullRequest_Membership:
-		return n.serveMembership(from)
+		return n.serveMembership(from, r.Membership)
 	}
 	return nil, errPullDenied
 }

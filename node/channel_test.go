@@ -189,11 +189,7 @@ func mentionedOrgs(t *testing.T, net *identity.Network, orgOf map[peer.ID]string
 	}
 	switch {
 	case m.GetAlive() != nil:
-		f, err := identity.DecodeCertificate(m.GetAlive().GetCertificate())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return []string{f.Org}
+		return []string{orgOf[aliveSubjectOf(t, m.GetAlive())]}
 	case m.GetStateInfo() != nil:
 		p, _ := peer.IDFromBytes(m.GetStateInfo().GetPeerId())
 		return []string{orgOf[p]}
@@ -205,6 +201,24 @@ func mentionedOrgs(t *testing.T, net *identity.Network, orgOf map[peer.ID]string
 		return []string{f.Org}
 	}
 	return nil
+}
+
+// aliveSubjectOf returns the peer an alive on the wire is about: its
+// certificate's, or a slim heartbeat's peer ID.
+func aliveSubjectOf(t *testing.T, a *wire.Alive) peer.ID {
+	t.Helper()
+	if a.GetCertificate() == nil {
+		p, err := peer.IDFromBytes(a.GetPeerId())
+		if err != nil {
+			t.Fatalf("slim heartbeat with a malformed peer ID: %v", err)
+		}
+		return p
+	}
+	f, err := identity.DecodeCertificate(a.GetCertificate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.PeerID
 }
 
 // TestLeave: after a peer leaves a channel it receives none of its later

@@ -46,6 +46,23 @@ type Config struct {
 	// AliveExpirationTimeout is how long a silent peer stays in the view.
 	AliveTimeInterval      time.Duration
 	AliveExpirationTimeout time.Duration
+	// PublishCertPeriod is how long after start this peer's heartbeats
+	// carry its certificate (Fabric's PublishCertPeriod). Later heartbeats
+	// are slim (peer ID, incarnation, sequence, signature): peers learn the
+	// certificate from a hello, a membership exchange or these first
+	// heartbeats, and a slim heartbeat about a peer whose certificate is
+	// not known yet makes its receiver ask its sender for the membership.
+	PublishCertPeriod time.Duration
+	// DirectAlive sends each heartbeat of this peer straight to every member
+	// the audience lets learn of it, and forwards none: one copy per
+	// receiver per interval. Off, heartbeats go as Fabric's do: to
+	// PropagatePeerNum peers, each forwarding a new one once.
+	DirectAlive bool
+	// MembershipSyncInterval is the period of the full membership exchange
+	// with PullPeerNum peers (Fabric's discovery sync, which runs every
+	// PullInterval). A handshake and a heartbeat about an unknown peer
+	// start one at once, so the period is only a backstop.
+	MembershipSyncInterval time.Duration
 
 	// MaxBlockBytes caps the data of one published block. The frame cap of
 	// the transport (4 MiB) bounds a whole batch, so this stays below it.
@@ -90,6 +107,9 @@ func DefaultConfig() Config {
 		RequestStateInfoInterval:   4 * time.Second,
 		AliveTimeInterval:          5 * time.Second,
 		AliveExpirationTimeout:     25 * time.Second,
+		PublishCertPeriod:          10 * time.Second,
+		DirectAlive:                true,
+		MembershipSyncInterval:     25 * time.Second,
 		MaxBlockBytes:              3 << 20,
 		Dissemination:              DisseminationTree,
 		Tree:                       tree.DefaultConfig(),
@@ -105,6 +125,8 @@ func LocalConfig() Config {
 	c.RequestStateInfoInterval = 500 * time.Millisecond
 	c.AliveTimeInterval = 500 * time.Millisecond
 	c.AliveExpirationTimeout = 3 * time.Second
+	c.PublishCertPeriod = 2 * time.Second
+	c.MembershipSyncInterval = 3 * time.Second
 	return c
 }
 
@@ -141,6 +163,7 @@ func (c Config) Validate() error {
 		{"RequestStateInfoInterval", c.RequestStateInfoInterval},
 		{"AliveTimeInterval", c.AliveTimeInterval},
 		{"AliveExpirationTimeout", c.AliveExpirationTimeout},
+		{"MembershipSyncInterval", c.MembershipSyncInterval},
 	}
 	for _, f := range durations {
 		if f.v <= 0 {
@@ -150,6 +173,9 @@ func (c Config) Validate() error {
 	if c.AliveExpirationTimeout <= c.AliveTimeInterval {
 		return fmt.Errorf("node: AliveExpirationTimeout (%v) must exceed AliveTimeInterval (%v), or every peer expires between heartbeats",
 			c.AliveExpirationTimeout, c.AliveTimeInterval)
+	}
+	if c.PublishCertPeriod < 0 {
+		return fmt.Errorf("node: PublishCertPeriod must be 0 or more, got %v", c.PublishCertPeriod)
 	}
 	switch c.Dissemination {
 	case DisseminationTree:

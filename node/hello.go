@@ -176,6 +176,9 @@ func (n *Node) checkHello(p peer.ID, h *wire.Hello) (*member, error) {
 	if err := proto.Unmarshal(env.GetPayload(), &msg); err != nil || msg.GetAlive() == nil {
 		return nil, errors.New("hello carries no alive message")
 	}
+	if msg.GetAlive().GetCertificate() == nil {
+		return nil, errors.New("hello alive carries no certificate")
+	}
 	subject, ok := aliveSubject(msg.GetAlive())
 	if !ok {
 		return nil, errors.New("hello alive has a malformed certificate")

@@ -2,6 +2,9 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -74,8 +77,55 @@ func (n *Node) verifyAlive(env *wire.Envelope, a *wire.Alive, now time.Time) (*m
 	return m, nil
 }
 
-// aliveSubject returns the peer an alive message describes, without verifying.
+// errUnknownSubject refuses a slim heartbeat about a peer whose certificate
+// (for that incarnation) this peer has not verified.
+var errUnknownSubject = errors.New("node: heartbeat about a peer whose certificate is not known")
+
+// verifyHeartbeat checks a slim heartbeat (no certificate) about p: p must be
+// a member whose certificate this peer verified, of the same incarnation and
+// reachability, the certificate still valid, and the signature must verify
+// with p's key. It returns the member refreshed to the heartbeat's sequence;
+// its addresses and full alive (what is served to others) stay the verified ones.
+func (n *Node) verifyHeartbeat(p peer.ID, env *wire.Envelope, a *wire.Alive, now time.Time) (*member, error) {
+	n.mu.Lock()
+	known := n.members.get(p)
+	n.mu.Unlock()
+	if known == nil || known.inc != a.GetIncarnation() || known.external != a.GetExternal() {
+		return nil, errUnknownSubject
+	}
+	if !now.Before(known.notAfter) {
+		return nil, errUnknownSubject
+	}
+	if env.GetSecret() != nil || len(a.GetAddrs()) > 0 {
+		return nil, errMalformedAlive
+	}
+	pub, err := transport.PublicKey(p)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := transport.Open(env, pub); err != nil {
+		return nil, err
+	}
+	m := *known // members in the table are never modified
+	m.seq, m.dead = a.GetSequence(), false
+	return &m, nil
+}
+
+// errMalformedAlive refuses an alive that is neither full (a certificate, no
+// peer ID) nor slim (a peer ID, no certificate, addresses or Secret).
+var errMalformedAlive = errors.New("node: malformed alive")
+
+// aliveSubject returns the peer an alive message describes, without
+// verifying: the certificate's peer of a full alive, the peer ID of a slim
+// heartbeat.
 func aliveSubject(a *wire.Alive) (peer.ID, bool) {
+	if a.GetCertificate() == nil {
+		p, err := peer.IDFromBytes(a.GetPeerId())
+		return p, err == nil
+	}
+	if len(a.GetPeerId()) > 0 {
+		return "", false
+	}
 	body := new(wire.CertificateBody)
 	if err := proto.Unmarshal(a.GetCertificate().GetBody(), body); err != nil {
 		return "", false
@@ -111,12 +161,83 @@ func (n *Node) handleAlive(from peer.ID, env *wire.Envelope, a *wire.Alive, forw
 			return
 		}
 	}
+	if a.GetCertificate() == nil {
+		m, err := n.verifyHeartbeat(p, env, a, n.now())
+		switch {
+		case errors.Is(err, errUnknownSubject):
+			// Its certificate is news to this peer: the sender has it.
+			n.drop(kind, reasonUnknownPeer, from)
+			n.askMembership(from)
+		case errors.Is(err, errMalformedAlive):
+			n.drop(kind, reasonMalformed, from)
+		case err != nil:
+			n.drop(kind, reasonBadSignature, from)
+		default:
+			n.acceptHeartbeat(m, env, from, forward)
+		}
+		return
+	}
 	m, err := n.verifyAlive(env, a, n.now())
 	if err != nil {
 		n.drop(kind, reasonBadCertificate, from)
 		return
 	}
 	n.acceptAlive(m, from, forward)
+}
+
+// acceptHeartbeat records a verified slim heartbeat and, with Fabric's
+// forwarding, forwards it as it came.
+func (n *Node) acceptHeartbeat(m *member, env *wire.Envelope, from peer.ID, forward bool) {
+	n.mu.Lock()
+	fresh, revived := n.members.apply(m, n.now())
+	if fresh && revived {
+		n.updatePeerGaugeLocked()
+	}
+	n.mu.Unlock()
+	if !fresh {
+		n.metrics.duplicates.WithLabelValues("alive").Inc()
+		return
+	}
+	if revived {
+		n.invalidateView()
+		n.log.Info("peer back", "remote", m.id.String())
+	}
+	if forward {
+		n.forwardAlive(m, env, from)
+	}
+}
+
+// forwardAlive hands a new alive of m, received from from, to the emitter,
+// unless heartbeats go direct (Config.DirectAlive): then its subject sent it
+// to everyone who may learn of it.
+func (n *Node) forwardAlive(m *member, env *wire.Envelope, from peer.ID) {
+	if n.cfg.DirectAlive {
+		return
+	}
+	n.emit(outMsg{
+		Kind:           routing.KindAlive,
+		Origin:         m.id,
+		OriginOrg:      m.org,
+		OriginExternal: m.external,
+		From:           from,
+		Payload:        env,
+	}, aliveKey(m.id))
+}
+
+// askMembership starts a membership exchange with p, at most one per
+// AliveTimeInterval: p sent a heartbeat about a peer this peer does not know.
+func (n *Node) askMembership(p peer.ID) {
+	now := n.now()
+	n.mu.Lock()
+	ask := n.lastAsked.IsZero() || now.Sub(n.lastAsked) >= n.cfg.AliveTimeInterval
+	if ask {
+		n.lastAsked = now
+	}
+	n.mu.Unlock()
+	if !ask || n.closed.Load() {
+		return
+	}
+	n.wg.Go(func() { n.syncMembership(n.ctx, p) })
 }
 
 // mayKnow reports whether the audience lets this peer know m at all.
@@ -158,14 +279,7 @@ func (n *Node) acceptAlive(m *member, from peer.ID, forward bool) bool {
 	n.host.ConnManager().Protect(m.id, protectTag)
 	n.learnAddrs(m)
 	if forward {
-		n.emit(outMsg{
-			Kind:           routing.KindAlive,
-			Origin:         m.id,
-			OriginOrg:      m.org,
-			OriginExternal: m.external,
-			From:           from,
-			Payload:        m.alive,
-		}, aliveKey(m.id))
+		n.forwardAlive(m, m.alive, from)
 	}
 	return true
 }
@@ -226,7 +340,15 @@ func (n *Node) aliveLoop(ctx context.Context) {
 		for _, p := range dead {
 			n.enqueueHello(p)
 		}
-		syncCtx, cancel := context.WithTimeout(ctx, n.cfg.AliveTimeInterval)
+	})
+}
+
+// membershipSyncLoop exchanges membership with a few live peers every
+// MembershipSyncInterval: the backstop under the exchanges a handshake or a
+// heartbeat about an unknown peer start.
+func (n *Node) membershipSyncLoop(ctx context.Context) {
+	every(ctx, n.cfg.MembershipSyncInterval, nil, func() {
+		syncCtx, cancel := context.WithTimeout(ctx, n.cfg.MembershipSyncInterval)
 		defer cancel()
 		for _, p := range n.samplePeers(n.cfg.PullPeerNum, func(v *nodeView, m *routing.Member) bool { return v.MayTalk(m) }) {
 			n.syncMembership(syncCtx, p)
@@ -234,10 +356,15 @@ func (n *Node) aliveLoop(ctx context.Context) {
 	})
 }
 
-// emitAlive signs the next heartbeat and pushes it. A peer that is not
-// external keeps its alive inside its org.
+// emitAlive signs the next heartbeat and pushes it: full during
+// PublishCertPeriod after start, slim after. A peer that is not external
+// keeps its alive inside its org; with DirectAlive it goes to every member
+// that may learn of this peer.
 func (n *Node) emitAlive() {
-	env, err := n.signAlive()
+	n.mu.Lock()
+	full := n.now().Before(n.startedAt.Add(n.cfg.PublishCertPeriod))
+	n.mu.Unlock()
+	env, err := n.signAlive(full)
 	if err != nil {
 		return
 	}
@@ -247,24 +374,31 @@ func (n *Node) emitAlive() {
 		OriginOrg:      n.org,
 		OriginExternal: n.external,
 		OrgOnly:        !n.external,
+		All:            n.cfg.DirectAlive,
 		Payload:        env,
 	}, aliveKey(n.self))
 }
 
-// signAlive signs a new alive (next sequence) and keeps it as ownAlive. The
-// host's addresses are read and the envelope signed without any lock.
-func (n *Node) signAlive() (*wire.Envelope, error) {
-	addrs := n.host.Addrs()
+// signAlive signs a new alive (next sequence): a full one, kept as ownAlive,
+// or a slim heartbeat. The host's addresses are read and the envelope signed
+// without any lock.
+func (n *Node) signAlive(full bool) (*wire.Envelope, error) {
 	a := &wire.Alive{
-		Certificate: n.cert,
 		External:    n.external,
 		Incarnation: n.inc,
 		Sequence:    n.seq.Add(1),
 	}
-	if n.external {
-		for _, addr := range addrs {
-			a.Addrs = append(a.Addrs, addr.Bytes())
+	var addrs []ma.Multiaddr
+	if full {
+		addrs = n.host.Addrs()
+		a.Certificate = n.cert
+		if n.external {
+			for _, addr := range addrs {
+				a.Addrs = append(a.Addrs, addr.Bytes())
+			}
 		}
+	} else {
+		a.PeerId = []byte(n.self)
 	}
 	key := n.signingKey()
 	env, err := transport.Sign(key, &wire.Message{Content: &wire.Message_Alive{Alive: a}})
@@ -272,31 +406,36 @@ func (n *Node) signAlive() (*wire.Envelope, error) {
 		n.log.Error("signing alive", "err", err)
 		return nil, err
 	}
-	secret := &wire.Secret{}
-	for _, addr := range addrs {
-		secret.InternalAddrs = append(secret.InternalAddrs, addr.Bytes())
-	}
-	if env.Secret, err = transport.SignSecret(key, secret); err != nil {
-		return nil, err
+	if full {
+		secret := &wire.Secret{}
+		for _, addr := range addrs {
+			secret.InternalAddrs = append(secret.InternalAddrs, addr.Bytes())
+		}
+		if env.Secret, err = transport.SignSecret(key, secret); err != nil {
+			return nil, err
+		}
 	}
 	n.mu.Lock()
-	if n.ownAliveSeq < a.Sequence {
+	n.lastBeat = max(n.lastBeat, a.Sequence)
+	if full && n.ownAliveSeq < a.Sequence {
 		n.ownAlive, n.ownAliveSeq = env, a.Sequence
 	}
 	n.mu.Unlock()
 	return env, nil
 }
 
-// currentAlive returns this peer's latest alive, signing one if there is
-// none yet.
+// currentAlive returns this peer's full alive, signing a new one when a
+// heartbeat went out since the last: what a hello or a membership response
+// carries must be as new as what its receiver may have heard, or a peer
+// thought dead would not come back by it.
 func (n *Node) currentAlive() (*wire.Envelope, error) {
 	n.mu.Lock()
-	own := n.ownAlive
+	own, fresh := n.ownAlive, n.ownAliveSeq >= n.lastBeat
 	n.mu.Unlock()
-	if own != nil {
+	if own != nil && fresh {
 		return own, nil
 	}
-	return n.signAlive()
+	return n.signAlive(true)
 }
 
 // learnAddrs puts a member's addresses in the peerstore (internal ones only
@@ -335,26 +474,59 @@ func (n *Node) isLive(p peer.ID) bool {
 func (n *Node) syncMembership(ctx context.Context, p peer.ID) {
 	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
-	resp, err := n.tr.Pull(ctx, p, &wire.PullRequest{Request: &wire.PullRequest_Membership{Membership: &wire.MembershipRequest{}}})
+	n.mu.Lock()
+	known := make([]uint64, 0, len(n.members.members))
+	for id, m := range n.members.members {
+		if !m.dead {
+			known = append(known, knownKey(id, m.inc))
+		}
+	}
+	n.mu.Unlock()
+	resp, err := n.tr.Pull(ctx, p, &wire.PullRequest{Request: &wire.PullRequest_Membership{Membership: &wire.MembershipRequest{Known: known}}})
 	if err != nil {
 		return
 	}
 	n.applyPulled(p, resp.GetMembership().GetAlive(), maxMembershipResponse)
 }
 
+// knownKey is a member's entry in MembershipRequest.known: the first 8 bytes
+// of SHA-256(peer ID || incarnation).
+func knownKey(p peer.ID, inc uint64) uint64 {
+	h := sha256.New()
+	h.Write([]byte(p))
+	h.Write(binary.BigEndian.AppendUint64(nil, inc))
+	return binary.BigEndian.Uint64(h.Sum(nil))
+}
+
+// maxMembershipKnown caps MembershipRequest.known: more than a response may
+// carry, fewer than a hostile request could list.
+const maxMembershipKnown = 4 * maxMembershipResponse
+
 // serveMembership answers with the alive messages of the live members, this
 // peer included, that the audience lets the requester learn of
-// (routing.View.MayLearn); Secrets never leave this peer's org.
-func (n *Node) serveMembership(from peer.ID) (*wire.PullResponse, error) {
+// (routing.View.MayLearn) and that it does not list as known (same
+// incarnation); Secrets never leave this peer's org.
+func (n *Node) serveMembership(from peer.ID, req *wire.MembershipRequest) (*wire.PullResponse, error) {
 	v := n.view()
 	requester, ok := v.member(from)
-	if !ok || !v.MayTalk(requester) {
+	if !ok || !v.MayTalk(requester) || len(req.GetKnown()) > maxMembershipKnown {
 		return nil, errPullDenied
 	}
+	known := make(map[uint64]struct{}, len(req.GetKnown()))
+	for _, k := range req.GetKnown() {
+		known[k] = struct{}{}
+	}
+	isKnown := func(p peer.ID, inc uint64) bool {
+		_, ok := known[knownKey(p, inc)]
+		return ok
+	}
 	same := requester.Org == n.org
+	if _, err := n.currentAlive(); err != nil {
+		return nil, err
+	}
 	n.mu.Lock()
 	var out []*wire.Envelope
-	if n.ownAlive != nil && v.MayLearn(requester, &v.Self) {
+	if n.ownAlive != nil && v.MayLearn(requester, &v.Self) && !isKnown(n.self, n.inc) {
 		out = append(out, n.ownAlive)
 	}
 	for i := range v.Members {
@@ -363,7 +535,7 @@ func (n *Node) serveMembership(from peer.ID) (*wire.PullResponse, error) {
 		}
 		subject := &v.Members[i]
 		m := n.members.get(subject.ID)
-		if m == nil || m.dead || subject.ID == from || !v.MayLearn(requester, subject) {
+		if m == nil || m.dead || subject.ID == from || !v.MayLearn(requester, subject) || isKnown(m.id, m.inc) {
 			continue
 		}
 		out = append(out, m.alive)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -346,9 +347,8 @@ func TestEndpointLeakage(t *testing.T) {
 			t.Fatal(err)
 		}
 		if a := m.GetAlive(); a != nil {
-			f, _ := identity.DecodeCertificate(a.GetCertificate())
-			if !external[f.PeerID] {
-				t.Errorf("the alive of non-external peer %s crossed from org %s to org %s", f.PeerID, orgOf[r.from], orgOf[r.to])
+			if p := aliveSubjectOf(t, a); !external[p] {
+				t.Errorf("the alive of non-external peer %s crossed from org %s to org %s", p, orgOf[r.from], orgOf[r.to])
 			}
 		}
 	}
@@ -375,4 +375,136 @@ func TestExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFullView(t, c.Peers)
+}
+
+// TestSlimHeartbeats: with the certificate left out of every heartbeat
+// (PublishCertPeriod 0), peers still converge (hellos and membership
+// exchanges carry full alives), and the slim heartbeats alone keep every
+// member alive for several expiry timeouts. With DirectAlive each heartbeat
+// reaches each receiver once, from its subject; with Fabric's forwarding,
+// copies come through third peers too. A converged membership exchange
+// carries nothing.
+func TestSlimHeartbeats(t *testing.T) {
+	for _, direct := range []bool{true, false} {
+		t.Run(fmt.Sprintf("direct=%v", direct), func(t *testing.T) {
+			cfg := node.LocalConfig()
+			cfg.PublishCertPeriod = 0
+			cfg.DirectAlive = direct
+			tr := newRecorder()
+			c := startCluster(t, oneOrg(6), testnet.Options{Seed: 31, Config: &cfg, NodeOptions: func(p *testnet.Peer) []node.Option {
+				return []node.Option{node.WithTracer(tr.at(p.Host.ID()))}
+			}})
+			waitFullView(t, c.Peers)
+			time.Sleep(2 * cfg.AliveTimeInterval) // late handshakes, and the full alives they forward, end
+			start := len(tr.all())
+			// Longer than the expiry timeout: only slim heartbeats keep the views full.
+			time.Sleep(cfg.AliveExpirationTimeout + 2*cfg.AliveTimeInterval)
+			for _, p := range c.Peers {
+				if got := len(liveView(p)); got != len(c.Peers)-1 {
+					t.Errorf("peer %d sees %d live peers after %v of slim heartbeats, want %d", p.Index, got, cfg.AliveExpirationTimeout, len(c.Peers)-1)
+				}
+			}
+			slim, full, relayed := 0, 0, 0
+			for _, r := range tr.all()[start:] {
+				var m wire.Message
+				if err := proto.Unmarshal(r.env.GetPayload(), &m); err != nil || m.GetAlive() == nil {
+					continue
+				}
+				if m.GetAlive().GetCertificate() != nil {
+					full++
+					continue
+				}
+				slim++
+				if aliveSubjectOf(t, m.GetAlive()) != r.from {
+					relayed++
+				}
+			}
+			if slim == 0 || full != 0 {
+				t.Errorf("after convergence: %d slim and %d full heartbeats received, want some slim and no full", slim, full)
+			}
+			if direct && relayed != 0 {
+				t.Errorf("direct heartbeats: %d of %d came through a third peer, want 0", relayed, slim)
+			}
+			if !direct && relayed == 0 {
+				t.Errorf("forwarded heartbeats: none of %d came through a third peer", slim)
+			}
+		})
+	}
+}
+
+// TestHeartbeatFromUnknownPeer: a slim heartbeat about a peer whose
+// certificate this peer never verified is refused, and makes it ask the
+// sender for the membership (where a real subject's certificate would come
+// from).
+func TestHeartbeatFromUnknownPeer(t *testing.T) {
+	cfg := node.LocalConfig()
+	cfg.PublishCertPeriod = 0
+	cfg.MembershipSyncInterval = time.Hour // only the unknown heartbeat may start an exchange
+	tr := newRecorder()
+	var asked sync.Map // peer asked for the membership by peer 0 → count
+	var answered atomic.Int64
+	c := startCluster(t, oneOrg(3), testnet.Options{Seed: 32, Config: &cfg, NodeOptions: func(p *testnet.Peer) []node.Option {
+		opts := []node.Option{node.WithTracer(tr.at(p.Host.ID()))}
+		if p.Index == 0 {
+			opts = append(opts, node.WithNetworkWrap(nil, func(nw node.Network) node.Network { return membershipCounter{nw, &asked, &answered} }))
+		}
+		return opts
+	}})
+	waitFullView(t, c.Peers)
+	a, b := c.Peers[0], c.Peers[1]
+	time.Sleep(cfg.AliveTimeInterval) // past any exchange the handshakes started
+	askedB := func() int64 {
+		v, _ := asked.Load(b.Host.ID())
+		n, _ := v.(*atomic.Int64)
+		if n == nil {
+			return 0
+		}
+		return n.Load()
+	}
+	was := askedB()
+	// A slim heartbeat about a fresh key, as if b had relayed it.
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := transport.Sign(key, &wire.Message{Content: &wire.Message_Alive{Alive: &wire.Alive{PeerId: []byte(stranger), Incarnation: 1, Sequence: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := tr.droppedCount("alive", "unknown_peer")
+	a.Node.InjectEnvelope(b.Host.ID(), env)
+	if got := tr.droppedCount("alive", "unknown_peer") - before; got != 1 {
+		t.Fatalf("slim heartbeat about an unknown peer: %d drops as unknown_peer, want 1", got)
+	}
+	if slices.Contains(liveView(a), stranger) {
+		t.Fatal("the unknown peer entered the view on a slim heartbeat")
+	}
+	waitFor(t, "peer 0 asks peer 1 for the membership", func() bool { return askedB() > was })
+	// Both know every member: the answer leaves all of them out.
+	if n := answered.Load(); n != 0 {
+		t.Errorf("a converged membership exchange carried %d alives, want 0", n)
+	}
+}
+
+// membershipCounter counts the membership requests a node sends, by peer.
+// The count goes up once the response is in, and answered holds the alive
+// envelopes of the latest response.
+type membershipCounter struct {
+	node.Network
+	asked    *sync.Map
+	answered *atomic.Int64
+}
+
+func (m membershipCounter) Pull(ctx context.Context, to peer.ID, req *wire.PullRequest) (*wire.PullResponse, error) {
+	resp, err := m.Network.Pull(ctx, to, req)
+	if req.GetMembership() != nil && err == nil {
+		m.answered.Store(int64(len(resp.GetMembership().GetAlive())))
+		v, _ := m.asked.LoadOrStore(to, new(atomic.Int64))
+		v.(*atomic.Int64).Add(1)
+	}
+	return resp, err
 }

@@ -102,8 +102,11 @@ type Node struct {
 
 	mu          sync.Mutex // the membership lock: guards the fields below
 	members     *membership
-	ownAlive    *wire.Envelope // this peer's latest alive, Secret included
+	ownAlive    *wire.Envelope // this peer's latest full alive, Secret included
 	ownAliveSeq uint64
+	lastBeat    uint64                // the sequence of this peer's latest heartbeat, full or slim
+	startedAt   time.Time             // when Start ran: heartbeats carry the certificate for PublishCertPeriod after
+	lastAsked   time.Time             // when a heartbeat about an unknown peer last started a membership exchange
 	suspects    map[peer.ID]time.Time // peers that served forged blocks, left out of pull until then
 	started     bool
 	loopRng     *rand.Rand
@@ -267,9 +270,11 @@ func (n *Node) Start() error {
 		return nil
 	}
 	n.started = true
+	n.startedAt = n.now()
 	n.host.Network().Notify(n.notifiee())
 	n.goLoop(n.helloLoop)
 	n.goLoop(n.aliveLoop)
+	n.goLoop(n.membershipSyncLoop)
 	n.goLoop(n.stateInfoLoop)
 	n.goLoop(n.pullLoop)
 	if n.tree != nil {

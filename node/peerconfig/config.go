@@ -134,6 +134,9 @@ type GossipConfig struct {
 	RequestStateInfoInterval   *time.Duration `yaml:"request_state_info_interval,omitempty"`
 	AliveTimeInterval          *time.Duration `yaml:"alive_time_interval,omitempty"`
 	AliveExpirationTimeout     *time.Duration `yaml:"alive_expiration_timeout,omitempty"`
+	PublishCertPeriod          *time.Duration `yaml:"publish_cert_period,omitempty"`
+	DirectAlive                *bool          `yaml:"direct_alive,omitempty"`
+	MembershipSyncInterval     *time.Duration `yaml:"membership_sync_interval,omitempty"`
 	MaxBlockBytes              *int           `yaml:"max_block_bytes,omitempty"`
 	// Dissemination is "tree" (the default: an eager tree with lazy
 	// digests) or "fabric" (Fabric's random push).
@@ -368,6 +371,11 @@ func (c *Config) NodeConfig() (node.Config, error) {
 	setDur(&nc.RequestStateInfoInterval, g.RequestStateInfoInterval)
 	setDur(&nc.AliveTimeInterval, g.AliveTimeInterval)
 	setDur(&nc.AliveExpirationTimeout, g.AliveExpirationTimeout)
+	setDur(&nc.PublishCertPeriod, g.PublishCertPeriod)
+	setDur(&nc.MembershipSyncInterval, g.MembershipSyncInterval)
+	if g.DirectAlive != nil {
+		nc.DirectAlive = *g.DirectAlive
+	}
 	setInt(&nc.MaxBlockBytes, g.MaxBlockBytes)
 	if g.Dissemination != nil {
 		nc.Dissemination = node.Dissemination(*g.Dissemination)

@@ -91,6 +91,10 @@ func FabricStockConfig() node.Config {
 	c := node.DefaultConfig()
 	c.Dissemination = node.DisseminationFabric
 	c.MaxBlockCountToStore = FabricMaxBlockCountToStore
+	// Fabric's membership: heartbeats to PropagatePeerNum peers, forwarded
+	// once, and the discovery sync every PullInterval.
+	c.DirectAlive = false
+	c.MembershipSyncInterval = c.PullInterval
 	return c
 }
 

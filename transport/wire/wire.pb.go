@@ -662,6 +662,7 @@ type Alive struct {
 	Addrs         [][]byte               `protobuf:"bytes,3,rep,name=addrs,proto3" json:"addrs,omitempty"`
 	Incarnation   uint64                 `protobuf:"varint,4,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	Sequence      uint64                 `protobuf:"varint,5,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	PeerId        []byte                 `protobuf:"bytes,6,opt,name=peer_id,json=peerId,proto3" json:"peer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -729,6 +730,13 @@ func (x *Alive) GetSequence() uint64 {
 		return x.Sequence
 	}
 	return 0
+}
+
+func (x *Alive) GetPeerId() []byte {
+	if x != nil {
+		return x.PeerId
+	}
+	return nil
 }
 
 type Batch struct {
@@ -1237,6 +1245,7 @@ func (x *StateInfoSnapshot) GetElements() []*Envelope {
 
 type MembershipRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Known         []uint64               `protobuf:"fixed64,1,rep,packed,name=known,proto3" json:"known,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1269,6 +1278,13 @@ func (x *MembershipRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use MembershipRequest.ProtoReflect.Descriptor instead.
 func (*MembershipRequest) Descriptor() ([]byte, []int) {
 	return file_wire_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *MembershipRequest) GetKnown() []uint64 {
+	if x != nil {
+		return x.Known
+	}
+	return nil
 }
 
 type MembershipResponse struct {
@@ -1597,13 +1613,14 @@ const file_wire_proto_rawDesc = "" +
 	"\x06serial\x18\x06 \x01(\x04R\x06serial\"?\n" +
 	"\vCertificate\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xb9\x01\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xd2\x01\n" +
 	"\x05Alive\x12@\n" +
 	"\vcertificate\x18\x01 \x01(\v2\x1e.fabgossip.wire.v1.CertificateR\vcertificate\x12\x1a\n" +
 	"\bexternal\x18\x02 \x01(\bR\bexternal\x12\x14\n" +
 	"\x05addrs\x18\x03 \x03(\fR\x05addrs\x12 \n" +
 	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\x12\x1a\n" +
-	"\bsequence\x18\x05 \x01(\x04R\bsequence\"|\n" +
+	"\bsequence\x18\x05 \x01(\x04R\bsequence\x12\x17\n" +
+	"\apeer_id\x18\x06 \x01(\fR\x06peerId\"|\n" +
 	"\x05Batch\x129\n" +
 	"\tenvelopes\x18\x01 \x03(\v2\x1b.fabgossip.wire.v1.EnvelopeR\tenvelopes\x128\n" +
 	"\acontrol\x18\x02 \x03(\v2\x1e.fabgossip.wire.v1.TreeControlR\acontrol\"}\n" +
@@ -1632,8 +1649,9 @@ const file_wire_proto_rawDesc = "" +
 	"\vchannel_mac\x18\x01 \x01(\fR\n" +
 	"channelMac\"L\n" +
 	"\x11StateInfoSnapshot\x127\n" +
-	"\belements\x18\x01 \x03(\v2\x1b.fabgossip.wire.v1.EnvelopeR\belements\"\x13\n" +
-	"\x11MembershipRequest\"G\n" +
+	"\belements\x18\x01 \x03(\v2\x1b.fabgossip.wire.v1.EnvelopeR\belements\")\n" +
+	"\x11MembershipRequest\x12\x14\n" +
+	"\x05known\x18\x01 \x03(\x06R\x05known\"G\n" +
 	"\x12MembershipResponse\x121\n" +
 	"\x05alive\x18\x01 \x03(\v2\x1b.fabgossip.wire.v1.EnvelopeR\x05alive\"\x9b\x02\n" +
 	"\vPullRequest\x12:\n" +
