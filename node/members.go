@@ -203,15 +203,18 @@ func (n *Node) acceptHeartbeat(m *member, env *wire.Envelope, from peer.ID, forw
 		n.log.Info("peer back", "remote", m.id.String())
 	}
 	if forward {
-		n.forwardAlive(m, env, from)
+		n.forwardAlive(m, env, from, false)
 	}
 }
 
-// forwardAlive hands a new alive of m, received from from, to the emitter,
-// unless heartbeats go direct (Config.DirectAlive): then its subject sent it
-// to everyone who may learn of it.
-func (n *Node) forwardAlive(m *member, env *wire.Envelope, from peer.ID) {
-	if n.cfg.DirectAlive {
+// forwardAlive hands a new alive of m, received from from, to the emitter.
+// With direct heartbeats (Config.DirectAlive) only news is forwarded, an
+// alive that makes m known to this peer (a new member, incarnation or a
+// member back from the dead): its subject sends each heartbeat itself to
+// those it knows, but a peer it does not know yet learns of it only by
+// gossip, once per peer that learns it.
+func (n *Node) forwardAlive(m *member, env *wire.Envelope, from peer.ID, news bool) {
+	if n.cfg.DirectAlive && !news {
 		return
 	}
 	n.emit(outMsg{
@@ -255,6 +258,8 @@ func (n *Node) acceptAlive(m *member, from peer.ID, forward bool) bool {
 		return false
 	}
 	n.mu.Lock()
+	old := n.members.get(m.id)
+	news := old == nil || old.dead || old.inc != m.inc
 	fresh, revived := n.members.apply(m, n.now())
 	if fresh {
 		n.updatePeerGaugeLocked()
@@ -279,7 +284,7 @@ func (n *Node) acceptAlive(m *member, from peer.ID, forward bool) bool {
 	n.host.ConnManager().Protect(m.id, protectTag)
 	n.learnAddrs(m)
 	if forward {
-		n.forwardAlive(m, m.alive, from)
+		n.forwardAlive(m, m.alive, from, news)
 	}
 	return true
 }
@@ -477,6 +482,9 @@ func (n *Node) syncMembership(ctx context.Context, p peer.ID) {
 	n.mu.Lock()
 	known := make([]uint64, 0, len(n.members.members))
 	for id, m := range n.members.members {
+		if len(known) == maxMembershipKnown {
+			break // the responder sends the rest again
+		}
 		if !m.dead {
 			known = append(known, knownKey(id, m.inc))
 		}
