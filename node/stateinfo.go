@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -148,14 +149,35 @@ func (cs *channelState) newerStateInfo(p peer.ID, si *wire.StateInfo) bool {
 	return old == nil || newer(si.GetIncarnation(), si.GetSequence(), old.inc, old.seq)
 }
 
+// stateInfoKnownKey is a StateInfo's entry in StateInfoRequest.known: the
+// first 8 bytes of SHA-256(peer ID || incarnation || sequence).
+func stateInfoKnownKey(p peer.ID, inc, seq uint64) uint64 {
+	h := sha256.New()
+	h.Write([]byte(p))
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], inc)
+	binary.BigEndian.PutUint64(b[8:], seq)
+	h.Write(b[:])
+	return binary.BigEndian.Uint64(h.Sum(nil))
+}
+
+// maxStateInfoKnown caps StateInfoRequest.known, as maxMembershipKnown does
+// MembershipRequest.known.
+const maxStateInfoKnown = 4 * maxStateInfoResponse
+
 // serveStateInfo answers with the StateInfo this peer holds for the channel
-// the requester names by MAC, each element only if the audience lets the
-// requester learn of its subject (routing.View.MayLearnStateInfo).
+// the requester names by MAC and does not list as known, each element only
+// if the audience lets the requester learn of its subject
+// (routing.View.MayLearnStateInfo).
 func (n *Node) serveStateInfo(from peer.ID, r *wire.StateInfoRequest) (*wire.PullResponse, error) {
 	v := n.view()
 	requester, ok := v.member(from)
-	if !ok || !v.MayTalk(requester) {
+	if !ok || !v.MayTalk(requester) || len(r.GetKnown()) > maxStateInfoKnown {
 		return nil, errPullDenied
+	}
+	known := make(map[uint64]struct{}, len(r.GetKnown()))
+	for _, k := range r.GetKnown() {
+		known[k] = struct{}{}
 	}
 	cs := n.channelByMAC(from, r.GetChannelMac())
 	if cs == nil || !v.OrgInChannel(requester.Org, cs.name) {
@@ -168,6 +190,9 @@ func (n *Node) serveStateInfo(from peer.ID, r *wire.StateInfoRequest) (*wire.Pul
 	for id, si := range cs.states {
 		if len(out) >= maxStateInfoResponse {
 			break
+		}
+		if _, ok := known[stateInfoKnownKey(id, si.inc, si.seq)]; ok {
+			continue
 		}
 		subject, ok := v.member(id)
 		if !ok || !v.MayLearnStateInfo(requester, subject, cs.name) {
@@ -211,11 +236,26 @@ func (n *Node) publishDirtyStateInfo() {
 	}
 }
 
+// requestStateInfoFrom asks p for the StateInfo of ch that this peer does
+// not hold, and applies what comes back (without forwarding).
 func (n *Node) requestStateInfoFrom(ctx context.Context, p peer.ID, ch string) {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestStateInfoInterval)
+	cs := n.channel(ch)
+	if cs == nil {
+		return
+	}
+	cs.mu.Lock()
+	known := make([]uint64, 0, len(cs.states))
+	for id, si := range cs.states {
+		if len(known) == maxStateInfoKnown {
+			break // the responder sends the rest again
+		}
+		known = append(known, stateInfoKnownKey(id, si.inc, si.seq))
+	}
+	cs.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, min(n.cfg.RequestStateInfoInterval, handshakeTimeout))
 	defer cancel()
 	resp, err := n.tr.Pull(ctx, p, &wire.PullRequest{Request: &wire.PullRequest_StateInfo{
-		StateInfo: &wire.StateInfoRequest{ChannelMac: channelMAC(n.self, ch)},
+		StateInfo: &wire.StateInfoRequest{ChannelMac: channelMAC(n.self, ch), Known: known},
 	}})
 	if err != nil {
 		return

@@ -1158,6 +1158,7 @@ func (x *FetchResponse) GetBlocks() []*Envelope {
 type StateInfoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ChannelMac    []byte                 `protobuf:"bytes,1,opt,name=channel_mac,json=channelMac,proto3" json:"channel_mac,omitempty"`
+	Known         []uint64               `protobuf:"fixed64,2,rep,packed,name=known,proto3" json:"known,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1195,6 +1196,13 @@ func (*StateInfoRequest) Descriptor() ([]byte, []int) {
 func (x *StateInfoRequest) GetChannelMac() []byte {
 	if x != nil {
 		return x.ChannelMac
+	}
+	return nil
+}
+
+func (x *StateInfoRequest) GetKnown() []uint64 {
+	if x != nil {
+		return x.Known
 	}
 	return nil
 }
@@ -1644,10 +1652,11 @@ const file_wire_proto_rawDesc = "" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x120\n" +
 	"\x06ranges\x18\x02 \x03(\v2\x18.fabgossip.wire.v1.RangeR\x06ranges\"D\n" +
 	"\rFetchResponse\x123\n" +
-	"\x06blocks\x18\x01 \x03(\v2\x1b.fabgossip.wire.v1.EnvelopeR\x06blocks\"3\n" +
+	"\x06blocks\x18\x01 \x03(\v2\x1b.fabgossip.wire.v1.EnvelopeR\x06blocks\"I\n" +
 	"\x10StateInfoRequest\x12\x1f\n" +
 	"\vchannel_mac\x18\x01 \x01(\fR\n" +
-	"channelMac\"L\n" +
+	"channelMac\x12\x14\n" +
+	"\x05known\x18\x02 \x03(\x06R\x05known\"L\n" +
 	"\x11StateInfoSnapshot\x127\n" +
 	"\belements\x18\x01 \x03(\v2\x1b.fabgossip.wire.v1.EnvelopeR\belements\")\n" +
 	"\x11MembershipRequest\x12\x14\n" +
