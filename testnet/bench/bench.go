@@ -67,12 +67,11 @@ func DefaultSystems() []string {
 const FabricMaxBlockCountToStore = 10
 
 // FabgossipConfig is SystemFabgossip's configuration: node.DefaultConfig()
-// (the dissemination tree) with PullInterval 500 ms and Fabric's block
-// window.
+// (the dissemination tree, its repair by digest and graft, pull on a gap and
+// every PullInterval) with Fabric's block window.
 func FabgossipConfig() node.Config {
 	c := node.DefaultConfig()
 	c.MaxBlockCountToStore = FabricMaxBlockCountToStore
-	c.PullInterval = 500 * time.Millisecond
 	return c
 }
 
@@ -371,7 +370,7 @@ type runEnv struct {
 func build(ctx context.Context, sys string, env *runEnv) (sut, error) {
 	switch sys {
 	case SystemFabgossip:
-		return newFabgossip(ctx, env, FabgossipConfig(), "bench.FabgossipConfig() (node.DefaultConfig(), pull 500 ms, block window 10)")
+		return newFabgossip(ctx, env, FabgossipConfig(), "bench.FabgossipConfig() (node.DefaultConfig(), block window 10)")
 	case SystemFabgossipLocal:
 		return newFabgossip(ctx, env, LocalConfigBench(), "bench.LocalConfigBench() (node.LocalConfig(), block window 10)")
 	case SystemFabricStock:

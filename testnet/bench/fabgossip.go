@@ -69,6 +69,7 @@ func newFabgossip(ctx context.Context, env *runEnv, cfg node.Config, cfgName str
 	if err := s.addOutsider(env); err != nil {
 		return nil, errors.Join(err, s.close())
 	}
+	started := time.Now()
 	if err := c.Start(ctx); err != nil {
 		return nil, errors.Join(err, s.close())
 	}
@@ -85,6 +86,12 @@ func newFabgossip(ctx context.Context, env *runEnv, cfg node.Config, cfgName str
 		}
 	}
 	if err := s.converge(ctx, env); err != nil {
+		return nil, errors.Join(err, s.close())
+	}
+	// The idle window measures the steady state: a peer's heartbeats carry
+	// its certificate only for PublishCertPeriod after its start (as
+	// Fabric's), so the warm-up lasts at least that long.
+	if err := sleep(ctx, time.Until(started.Add(cfg.PublishCertPeriod))); err != nil {
 		return nil, errors.Join(err, s.close())
 	}
 	return s, nil
