@@ -41,8 +41,12 @@ func (n *Node) sendBatch(batch []outMsg) {
 	}
 }
 
-// push hands one frame to the network, counting and tracing it.
+// push hands one frame to the network, counting and tracing it. Nothing is
+// sent to a peer rejected within its back-off: a send would dial it again.
 func (n *Node) push(to peer.ID, b *wire.Batch) bool {
+	if n.rejectedRecently(to) {
+		return false
+	}
 	if err := n.tr.Send(to, b); err != nil {
 		n.metrics.sendErrors.Inc()
 		n.log.Debug("push send failed", "to", to.String(), "err", err)

@@ -80,3 +80,6 @@ func (n *Node) WrapKey(wrap func(crypto.PrivKey) crypto.PrivKey) {
 	k := wrap(n.signingKey())
 	n.key.Store(&k)
 }
+
+// Score is p's misbehaviour score now.
+func (n *Node) Score(p peer.ID) float64 { return n.scores.score(p, n.now()) }

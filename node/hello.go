@@ -43,6 +43,14 @@ func (n *Node) notifiee() network.Notifiee {
 // handshakeTimeout is disconnected and gated.
 func (n *Node) connected(c network.Conn) {
 	p := c.RemotePeer()
+	if n.rejectedRecently(p) {
+		// Back within its back-off, past a host without a gater (or a
+		// connection this peer's own request dialled): closed again.
+		if !n.closed.Load() {
+			n.wg.Go(func() { _ = n.host.Network().ClosePeer(p) })
+		}
+		return
+	}
 	if c.Stat().Direction != network.DirInbound || n.isKnown(p) {
 		n.enqueueHello(p)
 		return
@@ -196,22 +204,41 @@ func (n *Node) checkHello(p peer.ID, h *wire.Hello) (*member, error) {
 	return m, nil
 }
 
-// reject disconnects p, keeps it out for the gater's back-off if it failed
-// verification, counts it and logs the reason once per rejection.
+// reject disconnects p, keeps it out for a back-off that doubles with each
+// rejection in a row (strikeBackoff), counts it and logs the reason once per
+// rejection. It handles a failed or unfinished hello and a peer ejected for
+// misbehaviour alike.
 func (n *Node) reject(p peer.ID, err error) {
 	result := "rejected"
-	if errors.Is(err, errRefused) {
+	switch {
+	case errors.Is(err, errRefused):
 		result = "refused"
+	case errors.Is(err, errMisbehaving):
+		result = "ejected"
 	}
+	now := n.now()
+	strikes := n.scores.strike(p, now)
+	backoff := strikeBackoff(rejectBackoff, strikes)
 	n.metrics.handshakes.WithLabelValues(result).Inc()
-	n.log.Info("handshake failed", "remote", p.String(), "result", result, "err", err)
-	if n.gater != nil {
+	n.log.Info("handshake failed", "remote", p.String(), "result", result, "err", err, "strikes", strikes, "for", backoff)
+	if bg, ok := n.gater.(backoffGater); ok && strikes > 1 {
+		bg.BlockFor(p, strikeBackoff(bg.Backoff(), strikes), err.Error())
+	} else if n.gater != nil {
 		n.gater.Block(p, err.Error())
 	}
 	n.pendingMu.Lock()
-	n.rejected[p] = n.now().Add(rejectBackoff)
+	n.rejected[p] = now.Add(backoff)
 	n.pendingMu.Unlock()
 	_ = n.host.Network().ClosePeer(p)
+}
+
+// backoffGater is a Gater that can keep a peer out for a given time
+// (p2phost.Gater can): a peer rejected again and again is kept out longer
+// each time, up to maxBackoff.
+type backoffGater interface {
+	Gater
+	BlockFor(p peer.ID, d time.Duration, reason string)
+	Backoff() time.Duration
 }
 
 // rejectBackoff is how long this peer neither dials nor greets a peer it
@@ -238,6 +265,16 @@ func (n *Node) rejectedRecently(p peer.ID) bool {
 // peer's alive.
 func (n *Node) handleHello(_ context.Context, from peer.ID, req *wire.Hello) (*wire.Hello, error) {
 	n.tracer.Received(from, req.GetAlive())
+	if n.rejectedRecently(from) {
+		// Still within its back-off (a host without a gater lets it
+		// reconnect): refused unread, with no new strike, and disconnected.
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			_ = n.host.Network().ClosePeer(from)
+		}()
+		return nil, errRefused
+	}
 	m, err := n.checkHello(from, req)
 	if err != nil {
 		// Disconnect after the handler returns, so the stream ends first. The

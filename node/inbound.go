@@ -113,9 +113,12 @@ func (n *Node) duplicatePushed(from peer.ID, ch string, num uint64, publisher []
 	})
 }
 
+// drop counts a refused message and, when only a hostile or broken peer
+// sends what it was refused for, blames from.
 func (n *Node) drop(kind, reason string, from peer.ID) {
 	n.metrics.dropped.WithLabelValues(kind, reason).Inc()
 	n.tracer.Dropped(kind, reason, from)
+	n.blame(from, penalty(reason), kind+" "+reason)
 }
 
 // signedBy reports whether env carries a valid signature by p's key, over

@@ -124,6 +124,7 @@ type Node struct {
 	pendingMu  sync.Mutex
 	pending    map[peer.ID]bool      // peers queued for a handshake
 	rejected   map[peer.ID]time.Time // peers rejected, not greeted again until then
+	scores     *scoreBook            // misbehaviour scores and rejection strikes
 	helloQ     chan peer.ID
 
 	ctx    context.Context
@@ -201,6 +202,7 @@ func New(id Identity, h host.Host, cfg Config, opts ...Option) (*Node, error) {
 		helloQ:   make(chan peer.ID, 1024),
 		pending:  make(map[peer.ID]bool),
 		rejected: make(map[peer.ID]time.Time),
+		scores:   newScoreBook(),
 		suspects: make(map[peer.ID]time.Time),
 		gater:    o.gater,
 		store:    o.store,
@@ -238,7 +240,7 @@ func New(id Identity, h host.Host, cfg Config, opts ...Option) (*Node, error) {
 			return nil, err
 		}
 	}
-	topts := []transport.Option{transport.WithLogger(n.log)}
+	topts := []transport.Option{transport.WithLogger(n.log), transport.WithTracer(evidenceTracer{n: n})}
 	for _, t := range o.transportTracers {
 		topts = append(topts, transport.WithTracer(t))
 	}
@@ -319,8 +321,12 @@ func (n *Node) Close() error {
 }
 
 // admitted reports whether the transport may read push and pull streams
-// from p: p is a live member the audience lets this peer talk to.
+// from p: p is a live member the audience lets this peer talk to, and not
+// rejected within its back-off.
 func (n *Node) admitted(p peer.ID, _ protocol.ID) bool {
+	if n.rejectedRecently(p) {
+		return false
+	}
 	v := n.view()
 	m, ok := v.member(p)
 	return ok && v.MayTalk(m)
