@@ -30,6 +30,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	verbose := fs.Bool("verbose", false, "print the whole report: per-seed and per-channel tables and the notes (the JSON always has everything)")
 	plot := fs.String("plot", "", "also write an SVG plot of the T_full distribution per system to this file (with --render: of the saved report)")
 	egressMbps := fs.Float64("egress-mbps", 0, "limit every host's egress to this many Mbit/s, one token bucket per host (e.g. 100; 0 is off)")
+	lossRate := fs.Float64("loss", 0, "drop this fraction of the frames every host receives on its system's payload protocols, at random (e.g. 0.2; fabgossip push, GossipSub RPCs, direct; not pull or hello; 0 is off)")
 	h := help{
 		usage: "fabgossip bench [flags]",
 		description: "Runs the dissemination benchmark of BENCHMARK.md on in-process peers (mocknet,\n" +
@@ -39,11 +40,12 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			"non-zero if a system's run failed, or fabgossip leaked or missed a block.\n" +
 			"Progress goes to stderr.\n" +
 			"--network tcp runs every host on real loopback TCP instead (no emulated latency);\n" +
-			"--egress-mbps gives every host one egress token bucket.",
+			"--egress-mbps gives every host one egress token bucket; --loss drops frames at random.",
 		example: "fabgossip bench --quick\n" +
 			"fabgossip bench --scale S --sizes 131072 --seeds 1 --blocks 100 --json S.json\n" +
 			"fabgossip bench --quick --network tcp --egress-mbps 100\n" +
 			"fabgossip bench --quick --crash 0.1\n" +
+			"fabgossip bench --quick --loss 0.2\n" +
 			"fabgossip bench --render S.json --verbose\n" +
 			"fabgossip bench --render S.json --plot S.svg\n" +
 			"fabgossip bench --scale L --json L.json",
@@ -66,7 +68,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	o := bench.Options{Scale: *scale, Blocks: *blocks, Rate: *rate, Idle: *idle, ExternalPerOrg: *external,
 		Command: "fabgossip bench " + strings.Join(args, " ")}
 	o.Network, o.EgressMbps = *network, *egressMbps
-	o.CrashFraction = *crash
+	o.CrashFraction, o.Loss = *crash, *lossRate
 	if *quick {
 		o.Scale = bench.ScaleQuick
 	}

@@ -142,6 +142,11 @@ type Options struct {
 	// external peer) once every channel has published half of its blocks
 	// (crash.go). 0 is off.
 	CrashFraction float64
+	// Loss, if positive, drops that fraction of the frames every host
+	// receives on its system's payload protocols, at random with a seeded
+	// generator per host (loss.go): 0.2 for the tree issue's fault. 0 is
+	// off.
+	Loss float64
 
 	// topology overrides the scale's topology (tests).
 	topology *testnet.Topology
@@ -270,7 +275,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		Workload: Workload{
 			BlockSizes: o.BlockSizes, BlocksPerChan: o.Blocks, RatePerChan: o.Rate, Seeds: o.Seeds,
 			IdleSeconds: o.Idle.Seconds(), Systems: o.Systems,
-			Network: o.Network, EgressMbps: o.EgressMbps,
+			Network: o.Network, EgressMbps: o.EgressMbps, Loss: o.Loss,
 			CrashFraction: o.CrashFraction,
 		},
 		Notes: notes(),
@@ -362,9 +367,11 @@ type runEnv struct {
 	blocks   int
 	warmup   time.Duration
 	progress io.Writer
-	// network and egressMbps are Options.Network and Options.EgressMbps.
+	// network, egressMbps and loss are Options.Network, Options.EgressMbps
+	// and Options.Loss.
 	network    string
 	egressMbps float64
+	loss       float64
 }
 
 func build(ctx context.Context, sys string, env *runEnv) (sut, error) {
@@ -422,7 +429,7 @@ func runOne(ctx context.Context, o Options, l *layout, sys string, size int, see
 	}
 	defer func() { _ = closeSUT() }()
 	res.Config, res.LeakProbe = s.describe()
-	res.Config += "; network: " + networkText(o.Network, o.EgressMbps)
+	res.Config += "; network: " + networkText(o.Network, o.EgressMbps, o.Loss)
 	if f, ok := s.(*fabgossipSUT); ok {
 		res.WarmupMissing = f.warmupMissing
 	}

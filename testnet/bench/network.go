@@ -46,23 +46,30 @@ func checkNetwork(o *Options) error {
 	if o.EgressMbps < 0 {
 		return fmt.Errorf("bench: egress limit %g Mbit/s is negative (0 is off)", o.EgressMbps)
 	}
+	if o.Loss < 0 || o.Loss >= 1 {
+		return fmt.Errorf("bench: frame loss %g is outside [0, 1) (0 is off)", o.Loss)
+	}
 	return nil
 }
 
 // networkText says, for the report, what network a run used.
-func networkText(network string, egressMbps float64) string {
+func networkText(network string, egressMbps, loss float64) string {
 	s := "mocknet with per-link latency"
 	if network == NetworkTCP {
 		s = "real loopback TCP, no emulated latency"
 	}
-	return s + ", " + newEgress(egressMbps).String()
+	s += ", " + newEgress(egressMbps).String()
+	if loss > 0 {
+		s += ", " + newLoss(loss, 0).String()
+	}
+	return s
 }
 
 // setNetwork applies o's network mode and egress limit to env. Over TCP no
 // link has an emulated latency, so env's latencies (and the floors computed
 // from them) are all 0.
 func (env *runEnv) setNetwork(o Options) {
-	env.network, env.egressMbps = o.Network, o.EgressMbps
+	env.network, env.egressMbps, env.loss = o.Network, o.EgressMbps, o.Loss
 	if o.Network == NetworkTCP {
 		n := env.l.peers()
 		env.lat = &latencies{n: n, d: make([]time.Duration, (n+1)*(n+1))}
@@ -86,6 +93,7 @@ func overFloor(x Result) string {
 type sysNet struct {
 	tcp bool
 	eg  *egress // nil: no limit
+	ls  *loss   // nil: no frame loss
 	// mn is the mocknet the hosts are on (nil over TCP); closeMN says this
 	// sysNet built it (a testnet.Cluster closes its own).
 	mn      mocknet.Mocknet
@@ -95,8 +103,16 @@ type sysNet struct {
 }
 
 func newSysNet(env *runEnv) *sysNet {
-	return &sysNet{tcp: env.network == NetworkTCP, eg: newEgress(env.egressMbps)}
+	n := &sysNet{tcp: env.network == NetworkTCP, eg: newEgress(env.egressMbps), ls: newLoss(env.loss, env.seed)}
+	if n.ls != nil {
+		n.ls.rec = env.rec
+	}
+	return n
 }
+
+// wrap applies the run's egress limit and frame loss to the host of layout
+// index i.
+func (n *sysNet) wrap(i int, h host.Host) host.Host { return n.ls.wrap(i, n.eg.wrap(h)) }
 
 // peerHosts builds the hosts of the GossipSub and direct systems: one per
 // peer of the layout, plus the outsider at index l.peers() when outsider is
@@ -109,7 +125,7 @@ func (n *sysNet) peerHosts(env *runEnv, outsider bool) ([]host.Host, error) {
 		}
 		n.mn, n.closeMN = mn, true
 		for i := range hosts {
-			hosts[i] = n.eg.wrap(hosts[i])
+			hosts[i] = n.wrap(i, hosts[i])
 		}
 		return hosts, nil
 	}
@@ -123,21 +139,21 @@ func (n *sysNet) peerHosts(env *runEnv, outsider bool) ([]host.Host, error) {
 	}
 	hosts := make([]host.Host, count)
 	for i, key := range keys {
-		if hosts[i], err = n.loopback(key); err != nil {
+		if hosts[i], err = n.loopback(i, key); err != nil {
 			return nil, err
 		}
 	}
 	return hosts, nil
 }
 
-// loopback builds a loopback host of key that n closes.
-func (n *sysNet) loopback(key crypto.PrivKey) (host.Host, error) {
+// loopback builds a loopback host of key, layout index i, that n closes.
+func (n *sysNet) loopback(i int, key crypto.PrivKey) (host.Host, error) {
 	h, err := testnet.NewLoopbackHost(key)
 	if err != nil {
 		return nil, err
 	}
 	n.own = append(n.own, h)
-	return n.eg.wrap(h), nil
+	return n.wrap(i, h), nil
 }
 
 // clusterHosts is testnet.Options.Hosts for the fabgossip systems: loopback
@@ -150,12 +166,12 @@ func (n *sysNet) clusterHosts() func(int, crypto.PrivKey) (host.Host, error) {
 }
 
 // clusterWrap is testnet.Options.WrapHost for the fabgossip systems: the
-// egress limit, or nil.
+// egress limit and frame loss, or nil for neither.
 func (n *sysNet) clusterWrap() func(int, host.Host) host.Host {
-	if n.eg == nil {
+	if n.eg == nil && n.ls == nil {
 		return nil
 	}
-	return func(_ int, h host.Host) host.Host { return n.eg.wrap(h) }
+	return n.wrap
 }
 
 // fabOutsider builds the fabgossip systems' outsider host (no org, no
@@ -167,7 +183,7 @@ func (n *sysNet) fabOutsider(c *testnet.Cluster, lat *latencies) (host.Host, err
 		if err != nil {
 			return nil, err
 		}
-		return n.loopback(key)
+		return n.loopback(lat.n, key)
 	}
 	n.mn = c.Mocknet
 	h, err := c.Mocknet.GenPeer()
@@ -181,7 +197,7 @@ func (n *sysNet) fabOutsider(c *testnet.Cluster, lat *latencies) (host.Host, err
 		}
 		lk.SetOptions(mocknet.LinkOptions{Latency: lat.between(lat.n, i)})
 	}
-	return n.eg.wrap(h), nil
+	return n.wrap(lat.n, h), nil
 }
 
 // connect connects host a to host b: through the mocknet, or by dialling b's

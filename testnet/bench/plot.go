@@ -183,7 +183,7 @@ func (r *Report) plotPanel(b *bytes.Buffer, p cdfPanel, top float64) {
 	if len(p.seeds) > 1 {
 		seeds = "seeds " + uints(p.seeds) + " pooled"
 	}
-	sub := fmt.Sprintf("scale %s, %s, %s", r.Topology.Scale, networkText(r.Workload.Network, r.Workload.EgressMbps), seeds)
+	sub := fmt.Sprintf("scale %s, %s, %s", r.Topology.Scale, networkText(r.Workload.Network, r.Workload.EgressMbps, r.Workload.Loss), seeds)
 	if slices.ContainsFunc(p.series, func(s cdfSeries) bool { return s.fromPercentiles }) {
 		sub += "; dashed: p50, p99 and max only (an older report)"
 	}

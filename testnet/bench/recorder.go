@@ -153,7 +153,7 @@ func (r *recorder) result(res *Result, w window, floors []time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	const settle = 10 * time.Second // cov_final deadline
-	var pairs, pushPairs, finalPairs, fullPush, blocks int
+	var pairs, pushPairs, finalPairs, fullPush, blocks, pairs1s, full1s int
 	var orgBlocks, orgFullPush, pubOrgFullPush int
 	var tFull, ratio, pairLat []float64
 	var idealBytes, deliveredBytes float64
@@ -209,6 +209,9 @@ func (r *recorder) result(res *Result, w window, floors []time.Duration) {
 			finalPairs++
 			deliveredBytes += float64(b.size)
 			lat := a.at - b.t0
+			if lat <= time.Second {
+				pairs1s++
+			}
 			worst = max(worst, lat)
 			ms := float64(lat) / float64(time.Millisecond)
 			pairLat = append(pairLat, ms)
@@ -229,6 +232,9 @@ func (r *recorder) result(res *Result, w window, floors []time.Duration) {
 			fullPush++
 			acc.fullPush++
 		}
+		if full && worst <= time.Second {
+			full1s++
+		}
 		if full {
 			ms := float64(worst) / float64(time.Millisecond)
 			tFull = append(tFull, ms)
@@ -246,6 +252,8 @@ func (r *recorder) result(res *Result, w window, floors []time.Duration) {
 	res.PFullPushPublisherOrg = frac(pubOrgFullPush, blocks)
 	res.CovFinal = frac(finalPairs, pairs)
 	res.BlocksFull = frac(len(tFull), blocks)
+	res.Cov1s = frac(pairs1s, pairs)
+	res.PFull1s = frac(full1s, blocks)
 	slices.Sort(tFull)
 	slices.Sort(ratio)
 	slices.Sort(pairLat)

@@ -43,6 +43,11 @@ type Result struct {
 	// BlocksFull is the fraction of blocks that reached all of E(b) within
 	// 10 s; the T_full statistics are over those.
 	BlocksFull float64 `json:"blocks_full"`
+	// Cov1s is the fraction of (block, member) pairs delivered within 1 s
+	// of the publish, and PFull1s the fraction of blocks that reached all of
+	// E(b) within 1 s: the loss fault's target (100% within 1 s).
+	Cov1s   float64 `json:"cov_1s"`
+	PFull1s float64 `json:"p_full_1s"`
 
 	TFullP50Ms float64 `json:"t_full_p50_ms"`
 	TFullP99Ms float64 `json:"t_full_p99_ms"`
@@ -182,6 +187,8 @@ type Workload struct {
 	// egress limit in Mbit/s, 0 for none.
 	Network    string  `json:"network"`
 	EgressMbps float64 `json:"egress_mbps"`
+	// Loss is the fraction of payload frames dropped on receipt, 0 for none.
+	Loss float64 `json:"loss,omitempty"`
 }
 
 func machine() Machine {
@@ -235,7 +242,7 @@ func (r *Report) Markdown() string {
 	fmt.Fprintf(&b, "Workload: %d blocks per channel at %.3g/s per channel; seeds %v. Machine: %d cores (GOMAXPROCS %d), %s, load %s → %s.\n",
 		r.Workload.BlocksPerChan, r.Workload.RatePerChan, r.Workload.Seeds, r.Machine.Cores, r.Machine.GOMAXPROCS, r.Machine.GoVersion,
 		r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd)
-	fmt.Fprintf(&b, "Network: %s.\n", networkText(r.Workload.Network, r.Workload.EgressMbps))
+	fmt.Fprintf(&b, "Network: %s.\n", networkText(r.Workload.Network, r.Workload.EgressMbps, r.Workload.Loss))
 	fmt.Fprintf(&b, "Command: `%s`\n\n", r.Command)
 	b.WriteString(r.shortTable())
 	b.WriteString("\n")
@@ -263,6 +270,7 @@ func (r *Report) Markdown() string {
 	}
 	b.WriteString("\n")
 	b.WriteString(crashMarkdown(r.Results))
+	b.WriteString(r.lossMarkdown())
 	for _, x := range r.Results {
 		if x.Error == "" {
 			fmt.Fprintf(&b, "- %s (%s, seed %d): %s. Floors (ms) %s. Leak probe: %s. Drops: %s.\n", x.System, sizeName(x.BlockSize), x.Seed, x.Config, floats(x.FloorMs), x.LeakProbe, dropsText(x.Drops))

@@ -293,10 +293,11 @@ func (r *Report) Short() string {
 		peers += n
 	}
 	fmt.Fprintf(&b, "Scale %s (%d peers in %d orgs, %d channels), %s; %d blocks per channel at %.3g/s; seeds %v; %d cores, load %s → %s.\n\n",
-		t.Scale, peers, t.Orgs, len(t.Channels), networkText(r.Workload.Network, r.Workload.EgressMbps),
+		t.Scale, peers, t.Orgs, len(t.Channels), networkText(r.Workload.Network, r.Workload.EgressMbps, r.Workload.Loss),
 		r.Workload.BlocksPerChan, r.Workload.RatePerChan, r.Workload.Seeds, r.Machine.Cores, r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd)
 	b.WriteString(r.shortTable())
 	b.WriteString("\n")
+	b.WriteString(r.lossMarkdown())
 	b.WriteString(r.gapText())
 	return b.String()
 }

@@ -1,0 +1,143 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/fabgossip/fabgossip/transport"
+)
+
+// TestLossyStreamDropsWholeFrames: what a lossy stream passes on is exactly
+// the frames drop kept, each intact, in order, whatever sizes the reader
+// asks for; empty frames are never dropped.
+func TestLossyStreamDropsWholeFrames(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	var in bytes.Buffer
+	var frames [][]byte
+	for i := range 500 {
+		size := rng.IntN(40 << 10)
+		if i%50 == 0 {
+			size = 0
+		}
+		f := make([]byte, size)
+		for j := range f {
+			f[j] = byte(i + j)
+		}
+		frames = append(frames, f)
+		in.Write(binary.AppendUvarint(nil, uint64(size)))
+		in.Write(f)
+	}
+	n := 0
+	s := &lossyStream{r: bufio.NewReaderSize(&in, 4<<10), drop: func() bool { n++; return n%5 == 0 }}
+	var out bytes.Buffer
+	buf := make([]byte, 64<<10)
+	for {
+		m, err := s.Read(buf[:1+rng.IntN(len(buf))])
+		out.Write(buf[:m])
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want [][]byte
+	draws := 0
+	for _, f := range frames {
+		if len(f) > 0 {
+			draws++
+			if draws%5 == 0 {
+				continue
+			}
+		}
+		want = append(want, f)
+	}
+	r := bufio.NewReader(&out)
+	for i, w := range want {
+		size, err := binary.ReadUvarint(r)
+		if err != nil {
+			t.Fatalf("frame %d of %d: %v", i, len(want), err)
+		}
+		got := make([]byte, size)
+		if _, err := io.ReadFull(r, got); err != nil || !bytes.Equal(got, w) {
+			t.Fatalf("frame %d: %d bytes, want %d (err %v)", i, size, len(w), err)
+		}
+	}
+	if r.Buffered() > 0 {
+		t.Fatalf("%d bytes after the last kept frame", r.Buffered())
+	}
+	if draws != n {
+		t.Fatalf("drop asked %d times for %d non-empty frames", n, draws)
+	}
+}
+
+func TestLossyProtocols(t *testing.T) {
+	for pid, want := range map[protocol.ID]bool{
+		transport.ProtocolPush:  true,
+		ProtocolDirect:          true,
+		"/meshsub/1.1.0":        true,
+		"/meshsub/1.2.0":        true,
+		"/floodsub/1.0.0":       true,
+		transport.ProtocolHello: false,
+		transport.ProtocolPull:  false,
+		"/ipfs/id/1.0.0":        false,
+		"/ipfs/ping/1.0.0":      false,
+	} {
+		if got := lossyProtocol(pid); got != want {
+			t.Errorf("lossyProtocol(%s) = %v, want %v", pid, got, want)
+		}
+	}
+	if newLoss(0, 1) != nil || newLoss(0.2, 1).wrap(0, nil) == nil {
+		t.Fatal("newLoss(0) must be nil and a real loss must wrap")
+	}
+}
+
+// TestFabgossipRepairsUnderLoss: with 30% of the payload frames dropped,
+// frames are dropped (counted in Drops), and fabgossip still delivers every
+// block to every member, leaks nothing, and reports the loss table.
+func TestFabgossipRepairsUnderLoss(t *testing.T) {
+	o := tinyOptions(SystemFabgossip)
+	o.Loss = 0.3
+	rep, err := Run(context.Background(), o, testWriter{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Results[0]
+	if r.Error != "" {
+		t.Fatal(r.Error)
+	}
+	if r.Drops[lossDrop] == 0 {
+		t.Errorf("no frame dropped at 30%% loss: drops %v", r.Drops)
+	}
+	if r.CovFinal != 1 || r.Leaks != 0 {
+		t.Errorf("cov_final %v leaks %d, want 1 and 0", r.CovFinal, r.Leaks)
+	}
+	if r.Cov1s < 0 || r.Cov1s > r.CovFinal || r.PFull1s > r.BlocksFull {
+		t.Errorf("cov_1s %v P_full_1s %v against cov_final %v blocks_full %v", r.Cov1s, r.PFull1s, r.CovFinal, r.BlocksFull)
+	}
+	if md := rep.Short(); !strings.Contains(md, "Loss fault:") || !strings.Contains(md, "30% of payload frames") {
+		t.Errorf("short report has no loss table:\n%s", md)
+	}
+	if err := rep.Check(); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+}
+
+func TestLossOutOfRangeRefused(t *testing.T) {
+	for _, rate := range []float64{-0.1, 1, 2} {
+		o := tinyOptions(SystemFabgossip)
+		o.Loss = rate
+		if _, err := Run(context.Background(), o, testWriter{t}); err == nil {
+			t.Errorf("loss %v accepted", rate)
+		}
+	}
+}
