@@ -25,6 +25,7 @@ var commands = []command{
 	{"status", "show a running peer's status", runStatus},
 	{"testnet", "start a local network of peer processes and check dissemination", runTestnet},
 	{"bench", "run the dissemination benchmark against Fabric-stock, GossipSub and direct delivery", runBench},
+	{"hostile", "attack a peer as a hostile peer would and measure what it costs it", runHostile},
 }
 
 func main() {

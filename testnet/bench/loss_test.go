@@ -141,3 +141,24 @@ func TestLossOutOfRangeRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckUnderLoss: under the loss fault fabric-stock's misses are the
+// comparison, fabgossip's are still a failure, and without loss both are.
+func TestCheckUnderLoss(t *testing.T) {
+	results := func(sys string) []Result { return []Result{{System: sys, CovFinal: 0.98}} }
+	for _, tt := range []struct {
+		sys  string
+		loss float64
+		ok   bool
+	}{
+		{SystemFabricStock, 0.2, true},
+		{SystemFabricStock, 0, false},
+		{SystemFabgossip, 0.2, false},
+		{SystemFabgossip, 0, false},
+	} {
+		r := &Report{Results: results(tt.sys), Workload: Workload{Loss: tt.loss}}
+		if err := r.Check(); (err == nil) != tt.ok {
+			t.Errorf("%s at loss %v with cov_final 0.98: Check() = %v, want ok %v", tt.sys, tt.loss, err, tt.ok)
+		}
+	}
+}

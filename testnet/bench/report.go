@@ -344,7 +344,10 @@ func bytesName(x float64) string {
 
 // Check is what CI asserts, with no timing thresholds: no system's run
 // failed, and every fabgossip configuration leaked nothing and delivered
-// every block to every member (cov_final 1).
+// every block to every member (cov_final 1). Under the loss fault,
+// fabric-stock's coverage is measured, not asserted: Fabric's 4 s pull does
+// not always repair 20% loss within the 10 s settle, and that is the
+// comparison, not a defect.
 func (r *Report) Check() error {
 	var errs []error
 	for _, x := range r.Results {
@@ -355,6 +358,7 @@ func (r *Report) Check() error {
 		case x.System == SystemGossipSub || x.System == SystemGossipSubNoSign || x.System == SystemDirect:
 		case x.Leaks != 0:
 			errs = append(errs, fmt.Errorf("%s: %d leaks", id, x.Leaks))
+		case x.System == SystemFabricStock && r.Workload.Loss > 0:
 		case x.CovFinal != 1:
 			errs = append(errs, fmt.Errorf("%s: cov_final %.4f, want 1", id, x.CovFinal))
 		}

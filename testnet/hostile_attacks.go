@@ -1,0 +1,544 @@
+package testnet
+
+import (
+	"context"
+	crand "crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/fabgossip/fabgossip/node/peerconfig"
+	"github.com/fabgossip/fabgossip/transport"
+	"github.com/fabgossip/fabgossip/transport/wire"
+)
+
+// Bounds, from the hostile-peers issue: the target's resident set grows by
+// at most 2× what the attacker sent, and never by more than 64 MiB; its CPU
+// by at most 50 ms per MiB sent, beyond its idle work. Each has a slack for
+// what /proc can resolve, stated in the report: RSS moves by whole pages
+// and the Go runtime grows its heap in chunks, so a few kilobytes sent
+// cannot be told from a MiB of noise; CPU times are in 10 ms ticks, and the
+// idle work (heartbeats, pulls) comes in bursts that an average does not
+// remove from a window of half a second.
+const (
+	rssFactor    = 2
+	rssCap       = 64 << 20
+	rssSlack     = 2 << 20
+	cpuPerMiB    = 50 * time.Millisecond
+	cpuSlack     = 50 * time.Millisecond
+	hostileFrame = 4 << 20 // the largest frame a receiver accepts
+	// helloDeadline is the target's handshake timeout (node's
+	// handshakeTimeout) and slack for the disconnect to be seen.
+	helloDeadline = 10*time.Second + 2*time.Second
+	// stallers is how many stalled handshakes the genuine-peer attack
+	// holds open.
+	stallers = 50
+)
+
+type suite struct {
+	o                HostileOptions
+	target           *process
+	insider, foreign peerconfig.GeneratedPeer
+	idle             float64 // the target's idle CPU, CPU-seconds per second
+
+	mu      sync.Mutex
+	members []*peerconfig.Peer // library peers started by join
+}
+
+// attack is one entry of the suite. run returns the bytes it sent, what the
+// target did, and whether that is what the target must do; costBound
+// holds the target's memory and CPU to the bounds above as well.
+type attack struct {
+	name, what, bound string
+	costBound         bool
+	run               func(ctx context.Context) (sent int64, outcome string, ok bool, err error)
+}
+
+func (s *suite) pid() int { return s.target.cmd.Process.Pid }
+
+func (s *suite) reps(full int) int {
+	if s.o.Short {
+		return max(1, full/3)
+	}
+	return full
+}
+
+// idleCPU measures the target's CPU time per second with nobody attacking.
+func (s *suite) idleCPU(ctx context.Context) (float64, error) {
+	const window = 2 * time.Second
+	c0, err := procCPU(s.pid())
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(window):
+	}
+	c1, err := procCPU(s.pid())
+	if err != nil {
+		return 0, err
+	}
+	return float64(c1-c0) / float64(time.Millisecond) / window.Seconds(), nil
+}
+
+// measure runs a, sampling the target's RSS every 20 ms, and holds the
+// result to a's bounds.
+func (s *suite) measure(ctx context.Context, a attack) (AttackResult, error) {
+	res := AttackResult{Name: a.name, What: a.what, Bound: a.bound}
+	rss0, err := procRSS(s.pid())
+	if err != nil {
+		return res, err
+	}
+	cpu0, err := procCPU(s.pid())
+	if err != nil {
+		return res, err
+	}
+	idle := s.idle
+	var peak atomic.Int64
+	peak.Store(rss0)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if r, err := procRSS(s.pid()); err == nil && r > peak.Load() {
+					peak.Store(r)
+				}
+			}
+		}
+	})
+	start := time.Now()
+	sent, out, ok, err := a.run(ctx)
+	// Let the target finish what the attack queued before reading its CPU.
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		return res, err
+	}
+	cpu1, err := procCPU(s.pid())
+	if err != nil {
+		return res, err
+	}
+	res.SentBytes, res.Outcome, res.OK = sent, out, ok
+	res.RSSBeforeMiB = float64(rss0) / (1 << 20)
+	res.RSSPeakMiB = float64(peak.Load()) / (1 << 20)
+	res.CPUMs = float64(cpu1-cpu0) / float64(time.Millisecond)
+	if a.costBound {
+		grew := peak.Load() - rss0
+		rssBound := min(int64(rssCap), rssFactor*sent+rssSlack)
+		attackCPU := time.Duration(cpu1-cpu0) - time.Duration(idle*float64(time.Since(start)))
+		cpuBound := time.Duration(float64(cpuPerMiB)*float64(sent)/(1<<20)) + cpuSlack
+		var broke []string
+		if grew > rssBound {
+			broke = append(broke, fmt.Sprintf("RSS grew %s, bound %s", mib(grew), mib(rssBound)))
+		}
+		if attackCPU > cpuBound {
+			broke = append(broke, fmt.Sprintf("CPU beyond idle %v, bound %v", attackCPU.Round(time.Millisecond), cpuBound.Round(time.Millisecond)))
+		}
+		if len(broke) > 0 {
+			res.OK = false
+			res.Outcome = outcome(res.Outcome, fmt.Sprint(broke))
+		}
+		res.Bound = outcome(res.Bound, fmt.Sprintf("RSS +%s, CPU %v beyond idle (slack included)", mib(rssBound), cpuBound.Round(time.Millisecond)))
+	}
+	return res, nil
+}
+
+func (s *suite) attacks() []attack {
+	return []attack{
+		{name: "unauthenticated push", what: fmt.Sprintf("%d frames of 4 MiB of empty envelopes on the push protocol, no hello", s.reps(6)),
+			bound: "reset unread", costBound: true, run: s.unauthenticated(transport.ProtocolPush, emptyEnvelopes(hostileFrame), s.reps(6))},
+		{name: "unauthenticated pull", what: fmt.Sprintf("%d fetch requests of 4 MiB of empty ranges, no hello", s.reps(6)),
+			bound: "reset unread, nothing answered", costBound: true, run: s.unauthenticated(transport.ProtocolPull, emptyRanges(hostileFrame), s.reps(6))},
+		{name: "outsider hello", what: "a hello whose alive is garbage, then read everything the target sends",
+			bound: "0 bytes back, disconnected", run: s.garbageHello},
+		{name: "stalled handshake", what: "connect, open the hello, send one byte of its length and stall; a second connection that never opens a stream",
+			bound: fmt.Sprintf("both disconnected within %v", helloDeadline), run: s.stalledHandshake},
+		{name: "stallers and a genuine peer", what: fmt.Sprintf("%d stalled hellos held open while a genuine new peer joins", stallers),
+			bound: "the genuine peer admitted within 2× the time it takes with none", run: s.stallersAndGenuine},
+		{name: "insider forgeries", what: "an admitted member of the channel pushes frames of 20 blocks with bad signatures",
+			bound: "ejected (disconnected, kept out), nothing delivered", costBound: true, run: s.forgeries},
+		{name: "foreign peer over the caps", what: "an admitted peer of an org outside the channel pushes frames of 2× MaxBatchEnvelopes empty envelopes",
+			bound: "ejected (disconnected, kept out)", costBound: true, run: s.overCaps},
+		{name: "outsider flood", what: fmt.Sprintf("%v of 4 MiB push frames at full speed from fresh outsiders, 4 at a time", s.o.Flood),
+			bound: "every stream reset", costBound: true, run: s.flood},
+	}
+}
+
+// emptyEnvelopes is a push frame whose body is size bytes of nothing but
+// empty envelopes, two bytes each: at 4 MiB, the frame that once decoded
+// into 2 million of them.
+func emptyEnvelopes(size int) []byte {
+	body := make([]byte, 0, size+protowire.SizeVarint(uint64(size)))
+	body = protowire.AppendVarint(body, uint64(size/2*2))
+	for range size / 2 {
+		body = protowire.AppendTag(body, 1, protowire.BytesType)
+		body = protowire.AppendVarint(body, 0)
+	}
+	return body
+}
+
+// emptyRanges is a PullRequest frame of about size bytes: a fetch request
+// of empty ranges, two bytes each.
+func emptyRanges(size int) []byte {
+	var inner []byte
+	for len(inner)+2 <= size-16 {
+		inner = protowire.AppendTag(inner, 2, protowire.BytesType)
+		inner = protowire.AppendVarint(inner, 0)
+	}
+	body := protowire.AppendTag(nil, 2, protowire.BytesType)
+	body = protowire.AppendBytes(body, inner)
+	return protowire.AppendBytes(nil, body)
+}
+
+// outsider is a fresh libp2p host with a key of its own, connected to the
+// target.
+func (s *suite) outsider(ctx context.Context) (host.Host, error) {
+	key, _, err := crypto.GenerateEd25519Key(crand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	h, err := NewLoopbackHost(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.Connect(ctx, s.targetInfo()); err != nil {
+		_ = h.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+func (s *suite) targetInfo() peer.AddrInfo {
+	ai := peer.AddrInfo{ID: s.target.peer.ID}
+	for _, a := range s.target.info.Addrs {
+		if m, err := ma.NewMultiaddr(a); err == nil {
+			if info, err := peer.AddrInfoFromP2pAddr(m); err == nil {
+				ai.Addrs = append(ai.Addrs, info.Addrs...)
+			}
+		}
+	}
+	return ai
+}
+
+// write opens a stream of pid from h to the target, writes frame and reads
+// whatever comes back until the stream ends. It returns the bytes written
+// and read; a reset stream is not an error.
+func (s *suite) write(ctx context.Context, h host.Host, pid protocol.ID, frame []byte) (wrote, read int64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := h.NewStream(ctx, s.target.peer.ID, pid)
+	if err != nil {
+		return 0, 0, nil // refused at open: nothing sent
+	}
+	defer func() { _ = st.Reset() }()
+	_ = st.SetDeadline(time.Now().Add(5 * time.Second))
+	n, _ := st.Write(frame)
+	_ = st.CloseWrite()
+	m, _ := io.Copy(io.Discard, st)
+	return int64(n), m, nil
+}
+
+// unauthenticated writes n frames of pid from fresh outsiders.
+func (s *suite) unauthenticated(pid protocol.ID, frame []byte, n int) func(ctx context.Context) (int64, string, bool, error) {
+	return func(ctx context.Context) (int64, string, bool, error) {
+		h, err := s.outsider(ctx)
+		if err != nil {
+			return 0, "", false, err
+		}
+		defer h.Close()
+		var sent, got int64
+		for range n {
+			w, r, err := s.write(ctx, h, pid, frame)
+			if err != nil {
+				return sent, "", false, err
+			}
+			sent += w
+			got += r
+		}
+		ok := got == 0
+		return sent, fmt.Sprintf("%s of %s taken before the reset, %d bytes answered", mib(sent), mib(int64(n*len(frame))), got), ok, nil
+	}
+}
+
+func (s *suite) garbageHello(ctx context.Context) (int64, string, bool, error) {
+	h, err := s.outsider(ctx)
+	if err != nil {
+		return 0, "", false, err
+	}
+	defer h.Close()
+	junk := make([]byte, 512)
+	_, _ = crand.Read(junk)
+	frame, err := transport.AppendFrame(nil, &wire.Hello{Alive: &wire.Envelope{Payload: junk, Signature: junk[:64]}}, hostileFrame)
+	if err != nil {
+		return 0, "", false, err
+	}
+	sent, got, err := s.write(ctx, h, transport.ProtocolHello, frame)
+	if err != nil {
+		return sent, "", false, err
+	}
+	gone := waitDisconnected(ctx, h, s.target.peer.ID, 3*time.Second)
+	return sent, fmt.Sprintf("%d bytes back; disconnected after %v", got, gone.Round(10*time.Millisecond)), got == 0 && gone >= 0, nil
+}
+
+// waitDisconnected waits up to limit for h to lose its connection to p and
+// returns how long that took, or -1.
+func waitDisconnected(ctx context.Context, h host.Host, p peer.ID, limit time.Duration) time.Duration {
+	start := time.Now()
+	for time.Since(start) < limit && ctx.Err() == nil {
+		if h.Network().Connectedness(p) != network.Connected {
+			return time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return -1
+}
+
+func (s *suite) stalledHandshake(ctx context.Context) (int64, string, bool, error) {
+	staller, err := s.outsider(ctx)
+	if err != nil {
+		return 0, "", false, err
+	}
+	defer staller.Close()
+	silent, err := s.outsider(ctx)
+	if err != nil {
+		return 0, "", false, err
+	}
+	defer silent.Close()
+	st, err := staller.NewStream(ctx, s.target.peer.ID, transport.ProtocolHello)
+	if err != nil {
+		return 0, "", false, err
+	}
+	defer func() { _ = st.Reset() }()
+	if _, err := st.Write([]byte{0x80}); err != nil { // an unfinished length prefix
+		return 0, "", false, err
+	}
+	var stalledGone, silentGone time.Duration
+	var wg sync.WaitGroup
+	wg.Go(func() { stalledGone = waitDisconnected(ctx, staller, s.target.peer.ID, helloDeadline) })
+	wg.Go(func() { silentGone = waitDisconnected(ctx, silent, s.target.peer.ID, helloDeadline) })
+	wg.Wait()
+	ok := stalledGone >= 0 && silentGone >= 0
+	return 1, fmt.Sprintf("stalled hello disconnected after %s, silent connection after %s", dur(stalledGone), dur(silentGone)), ok, nil
+}
+
+func dur(d time.Duration) string {
+	if d < 0 {
+		return "never (within the bound)"
+	}
+	return d.Round(10 * time.Millisecond).String()
+}
+
+// stallersAndGenuine times a genuine new peer's admission (the target lists
+// it as a live member) with nobody stalling, using the foreign member, and
+// then the insider's with stallers stalled hellos open.
+func (s *suite) stallersAndGenuine(ctx context.Context) (int64, string, bool, error) {
+	base, err := s.join(ctx, s.foreign)
+	if err != nil {
+		return 0, "", false, err
+	}
+	var hosts []host.Host
+	defer func() {
+		for _, h := range hosts {
+			_ = h.Close()
+		}
+	}()
+	for range stallers {
+		h, err := s.outsider(ctx)
+		if err != nil {
+			return 0, "", false, fmt.Errorf("staller: %w", err)
+		}
+		hosts = append(hosts, h)
+		if st, err := h.NewStream(ctx, s.target.peer.ID, transport.ProtocolHello); err == nil {
+			_, _ = st.Write([]byte{0x80})
+		}
+	}
+	loaded, err := s.join(ctx, s.insider)
+	if err != nil {
+		return 0, "", false, err
+	}
+	bound := max(2*base, base+500*time.Millisecond) // the admin API is polled every 50 ms
+	return int64(stallers), fmt.Sprintf("admitted in %v alone, %v with %d stallers", base.Round(time.Millisecond), loaded.Round(time.Millisecond), stallers), loaded <= bound, nil
+}
+
+// join starts g as a library peer in this process, bootstrapped to the
+// target, and returns how long until the target lists it as live.
+func (s *suite) join(ctx context.Context, g peerconfig.GeneratedPeer) (time.Duration, error) {
+	cfg, err := peerconfig.Load(g.Config)
+	if err != nil {
+		return 0, err
+	}
+	cfg.Bootstrap = s.target.bootstrapAddrs()
+	p, err := peerconfig.New(cfg, peerconfig.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if err := p.Start(ctx); err != nil {
+		_ = p.Close()
+		return 0, err
+	}
+	s.mu.Lock()
+	s.members = append(s.members, p)
+	s.mu.Unlock()
+	if err := waitMember(ctx, s.target, g.ID.String(), time.Now().Add(s.o.StartTimeout)); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+// member returns the running library peer of g.
+func (s *suite) member(g peerconfig.GeneratedPeer) (*peerconfig.Peer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.members {
+		if p.Host().ID() == g.ID {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("%s was not started", g.Name)
+}
+
+// closeMembers closes the library peers.
+func (s *suite) closeMembers() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, p := range s.members {
+		errs = append(errs, p.Close())
+	}
+	s.members = nil
+	return errors.Join(errs...)
+}
+
+// ejection sends frames from member g's own host until the target
+// disconnects it, at most max frames, and reports what it took.
+func (s *suite) ejection(ctx context.Context, g peerconfig.GeneratedPeer, frame []byte, maxFrames int) (int64, string, bool, error) {
+	p, err := s.member(g)
+	if err != nil {
+		return 0, "", false, err
+	}
+	h := p.Host()
+	var sent int64
+	for i := range maxFrames {
+		if h.Network().Connectedness(s.target.peer.ID) != network.Connected && i > 0 {
+			break
+		}
+		w, _, err := s.write(ctx, h, transport.ProtocolPush, frame)
+		if err != nil {
+			return sent, "", false, err
+		}
+		sent += w
+		if gone := waitDisconnected(ctx, h, s.target.peer.ID, 200*time.Millisecond); gone >= 0 {
+			// Kept out: a redial is refused.
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			rerr := h.Connect(cctx, s.targetInfo())
+			cancel()
+			back := h.Network().Connectedness(s.target.peer.ID) == network.Connected && waitDisconnected(ctx, h, s.target.peer.ID, time.Second) < 0
+			return sent, fmt.Sprintf("disconnected after %d frames; redial %s", i+1, redialText(rerr, back)), !back, nil
+		}
+	}
+	return sent, fmt.Sprintf("still connected after %d frames", maxFrames), false, nil
+}
+
+func redialText(err error, back bool) string {
+	switch {
+	case back:
+		return "let back in"
+	case err != nil:
+		return "refused"
+	}
+	return "closed again"
+}
+
+func (s *suite) overCaps(ctx context.Context) (int64, string, bool, error) {
+	n := 2 * transport.DefaultConfig().MaxBatchEnvelopes
+	return s.ejection(ctx, s.foreign, emptyEnvelopes(2*n), 20)
+}
+
+func (s *suite) forgeries(ctx context.Context) (int64, string, bool, error) {
+	stranger, _, err := crypto.GenerateEd25519Key(crand.Reader)
+	if err != nil {
+		return 0, "", false, err
+	}
+	// Block 0 of the channel, claimed for the target as publisher and
+	// signed by a stranger: each is checked and refused for its signature.
+	b := &wire.Batch{}
+	for i := range 20 {
+		data := fmt.Appendf(nil, "forged %d", i)
+		dh := sha256.Sum256(data)
+		env, err := transport.Sign(stranger, &wire.Message{Content: &wire.Message_Block{Block: &wire.Block{
+			Channel: "ch", Number: 0, DataHash: dh[:], Data: data, Publisher: []byte(s.target.peer.ID)}}})
+		if err != nil {
+			return 0, "", false, err
+		}
+		b.Envelopes = append(b.Envelopes, env)
+	}
+	frame, err := transport.AppendFrame(nil, b, hostileFrame)
+	if err != nil {
+		return 0, "", false, err
+	}
+	sent, out, ok, err := s.ejection(ctx, s.insider, frame, 20)
+	if err != nil {
+		return sent, out, ok, err
+	}
+	st, err := s.target.client.Status(ctx)
+	if err != nil {
+		return sent, out, false, err
+	}
+	for _, c := range st.Channels {
+		if c.Name == "ch" && c.Height != 0 {
+			return sent, outcome(out, fmt.Sprintf("height %d: a forgery was delivered", c.Height)), false, nil
+		}
+	}
+	return sent, outcome(out, "height 0"), ok, nil
+}
+
+func (s *suite) flood(ctx context.Context) (int64, string, bool, error) {
+	frame := emptyEnvelopes(hostileFrame)
+	ctx, cancel := context.WithTimeout(ctx, s.o.Flood)
+	defer cancel()
+	var sent, answered atomic.Int64
+	var streams, hostsUsed atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				h, err := s.outsider(ctx)
+				if err != nil {
+					continue
+				}
+				hostsUsed.Add(1)
+				for ctx.Err() == nil && h.Network().Connectedness(s.target.peer.ID) == network.Connected {
+					w, r, _ := s.write(ctx, h, transport.ProtocolPush, frame)
+					sent.Add(w)
+					answered.Add(r)
+					streams.Add(1)
+				}
+				_ = h.Close()
+			}
+		})
+	}
+	wg.Wait()
+	return sent.Load(), fmt.Sprintf("%d streams from %d hosts, %s taken, %d bytes answered", streams.Load(), hostsUsed.Load(), mib(sent.Load()), answered.Load()), answered.Load() == 0, nil
+}
