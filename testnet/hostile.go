@@ -142,8 +142,8 @@ func RunHostile(ctx context.Context, o HostileOptions) (*HostileReport, error) {
 		dir = tmp
 	}
 	layout := peerconfig.Layout{
-		Network:  "hostile",
-		Orgs:     []peerconfig.OrgLayout{{Name: "A", Peers: 3, External: 1}, {Name: "B", Peers: 1, External: 1}},
+		Network: "hostile",
+		Orgs:    []peerconfig.OrgLayout{{Name: "A", Peers: 3, External: 1}, {Name: "B", Peers: 1, External: 1}},
 		// ch2 lets org B's peer talk to A's external peers, the target
 		// among them, without being a member of ch.
 		Channels: []identity.Channel{
