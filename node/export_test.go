@@ -83,3 +83,6 @@ func (n *Node) WrapKey(wrap func(crypto.PrivKey) crypto.PrivKey) {
 
 // Score is p's misbehaviour score now.
 func (n *Node) Score(p peer.ID) float64 { return n.scores.score(p, n.now()) }
+
+// Admits reports whether n reads push and pull streams from p.
+func (n *Node) Admits(p peer.ID) bool { return n.admitted(p, "") }

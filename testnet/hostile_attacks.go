@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/fabgossip/fabgossip/node/peerconfig"
 	"github.com/fabgossip/fabgossip/transport"
@@ -176,6 +177,8 @@ func (s *suite) attacks() []attack {
 			bound: fmt.Sprintf("both disconnected within %v", helloDeadline), run: s.stalledHandshake},
 		{name: "stallers and a genuine peer", what: fmt.Sprintf("%d stalled hellos held open while a genuine new peer joins", stallers),
 			bound: "the genuine peer admitted within 2× the time it takes with none", run: s.stallersAndGenuine},
+		{name: "insider flood", what: fmt.Sprintf("%v of push frames at full speed from an admitted member: 3.6 MiB each, of well-formed blocks for a channel the target has not joined", s.o.Flood),
+			bound: "stays admitted (honest-looking refusals cost no score)", costBound: true, run: s.insiderFlood},
 		{name: "insider forgeries", what: "an admitted member of the channel pushes frames of 20 blocks with bad signatures",
 			bound: "ejected (disconnected, kept out), nothing delivered", costBound: true, run: s.forgeries},
 		{name: "foreign peer over the caps", what: "an admitted peer of an org outside the channel pushes frames of 2× MaxBatchEnvelopes empty envelopes",
@@ -541,4 +544,49 @@ func (s *suite) flood(ctx context.Context) (int64, string, bool, error) {
 	}
 	wg.Wait()
 	return sent.Load(), fmt.Sprintf("%d streams from %d hosts, %s taken, %d bytes answered", streams.Load(), hostsUsed.Load(), mib(sent.Load()), answered.Load()), answered.Load() == 0, nil
+}
+
+// insiderFlood floods the target from the admitted insider with what an
+// honest peer may send and the target refuses cheaply: blocks of a channel
+// it has not joined, signed by nobody in particular, 4 KiB each.
+func (s *suite) insiderFlood(ctx context.Context) (int64, string, bool, error) {
+	p, err := s.member(s.insider)
+	if err != nil {
+		return 0, "", false, err
+	}
+	h := p.Host()
+	b := &wire.Batch{}
+	data := make([]byte, 4<<10)
+	for i := range 900 { // 900 × 4 KiB: under the 4 MiB frame cap
+		blk := &wire.Block{Channel: "not-joined", Number: uint64(i), Data: data}
+		payload, err := proto.Marshal(&wire.Message{Content: &wire.Message_Block{Block: blk}})
+		if err != nil {
+			return 0, "", false, err
+		}
+		b.Envelopes = append(b.Envelopes, &wire.Envelope{Payload: payload, Signature: make([]byte, 64)})
+	}
+	frame, err := transport.AppendFrame(nil, b, hostileFrame)
+	if err != nil {
+		return 0, "", false, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.o.Flood)
+	defer cancel()
+	st, err := h.NewStream(ctx, s.target.peer.ID, transport.ProtocolPush)
+	if err != nil {
+		return 0, "", false, err
+	}
+	defer func() { _ = st.Reset() }()
+	var sent int64
+	frames := 0
+	for ctx.Err() == nil {
+		_ = st.SetWriteDeadline(time.Now().Add(time.Second))
+		n, err := st.Write(frame)
+		sent += int64(n)
+		if err != nil {
+			break
+		}
+		frames++
+	}
+	admitted := h.Network().Connectedness(s.target.peer.ID) == network.Connected
+	return sent, fmt.Sprintf("%d frames (%s) written in %v; still admitted: %v", frames, mib(sent), s.o.Flood, admitted), admitted, nil
 }

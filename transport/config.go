@@ -104,6 +104,13 @@ type Config struct {
 	// messages of a membership response. Responders must stay under it
 	// (a membership response of a larger network must be cut).
 	MaxPullEnvelopes int
+
+	// InboundBytesPerSecond is each peer's budget for the push frames
+	// this peer reads from it, over all its streams, with a burst of two
+	// full frames: past it the peer's reader waits (TCP pushes back on the
+	// sender), so one peer cannot take more than its share of this peer's
+	// CPU. It slows, never drops. 0 turns budgets off.
+	InboundBytesPerSecond int
 }
 
 // DefaultConfig returns the defaults: libp2p's 4 MiB message cap, 128
@@ -111,7 +118,8 @@ type Config struct {
 // reopen backoff from 100 ms to 30 s, idle writers reclaimed after 2 min,
 // 64 concurrent requests; hellos of at most 64 KiB, 2 at a time per peer,
 // silent for at most 2 s; 1024 items of each repeated field and 256
-// numbers per tree control entry.
+// numbers per tree control entry; 128 MiB/s (about a gigabit) of push
+// frames read per peer.
 func DefaultConfig() Config {
 	return Config{
 		MaxFrameSize:            network.MessageSizeMax,
@@ -132,6 +140,7 @@ func DefaultConfig() Config {
 		MaxControlNumbers:       256,
 		MaxPullRanges:           1024,
 		MaxPullEnvelopes:        1024,
+		InboundBytesPerSecond:   128 << 20,
 	}
 }
 
@@ -163,6 +172,7 @@ func (c Config) Validate() error {
 		{"MaxControlNumbers", c.MaxControlNumbers, c.MaxControlNumbers >= 0, nonNegative},
 		{"MaxPullRanges", c.MaxPullRanges, c.MaxPullRanges > 0, positive},
 		{"MaxPullEnvelopes", c.MaxPullEnvelopes, c.MaxPullEnvelopes > 0, positive},
+		{"InboundBytesPerSecond", c.InboundBytesPerSecond, c.InboundBytesPerSecond >= 0, nonNegative},
 	}
 	for _, f := range checks {
 		if !f.ok {

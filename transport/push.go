@@ -362,6 +362,7 @@ func (t *Transport) handlePush(s network.Stream) {
 
 	fr := newScopedFrameReader(s, t.cfg.MaxFrameSize, s.Scope())
 	defer fr.Release()
+	budget := t.budget(from)
 	for {
 		// The batch aliases the body and the handler may keep it, so the
 		// body must be its own, never a reader buffer.
@@ -375,7 +376,12 @@ func (t *Transport) handlePush(s network.Stream) {
 			end(err)
 			return
 		}
-		t.trace.frameReceived(from, ProtocolPush, protowire.SizeVarint(uint64(len(body)))+len(body))
+		size := protowire.SizeVarint(uint64(len(body))) + len(body)
+		t.trace.frameReceived(from, ProtocolPush, size)
 		t.push(from, b)
+		if err := t.spend(budget, size); err != nil {
+			end(err)
+			return
+		}
 	}
 }

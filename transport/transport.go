@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"golang.org/x/time/rate"
 )
 
 // Transport sends batches to peers over long-lived push streams and runs the
@@ -51,6 +52,8 @@ type Transport struct {
 	inbound map[peer.ID]map[network.Stream]protocol.ID
 	// hellos counts the inbound hello streams per peer being served.
 	hellos map[peer.ID]int
+	// budgets are the inbound byte buckets per peer (budget.go).
+	budgets map[peer.ID]*rate.Limiter
 }
 
 // New starts a transport on h: it registers a stream handler for each
@@ -80,6 +83,7 @@ func New(h host.Host, cfg Config, opts ...Option) (*Transport, error) {
 		caps:     cfg.itemCaps(),
 		inbound:  make(map[peer.ID]map[network.Stream]protocol.ID),
 		hellos:   make(map[peer.ID]int),
+		budgets:  make(map[peer.ID]*rate.Limiter),
 		ctx:      ctx,
 		cancel:   cancel,
 		requests: make(chan struct{}, cfg.MaxInboundRequests),
