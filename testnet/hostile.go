@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -125,22 +124,11 @@ func RunHostile(ctx context.Context, o HostileOptions) (*HostileReport, error) {
 	if err := procSupported(); err != nil {
 		return nil, err
 	}
-	bin := o.Binary
-	if bin == "" {
-		var err error
-		if bin, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("finding the fabgossip binary: %w", err)
-		}
+	bin, dir, cleanup, err := workspace(o.Binary, o.Dir, "fabgossip-hostile-")
+	if err != nil {
+		return nil, err
 	}
-	dir := o.Dir
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "fabgossip-hostile-")
-		if err != nil {
-			return nil, err
-		}
-		defer func() { _ = os.RemoveAll(tmp) }()
-		dir = tmp
-	}
+	defer cleanup()
 	layout := peerconfig.Layout{
 		Network: "hostile",
 		Orgs:    []peerconfig.OrgLayout{{Name: "A", Peers: 3, External: 1}, {Name: "B", Peers: 1, External: 1}},

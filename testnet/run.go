@@ -155,22 +155,11 @@ func RunProcesses(ctx context.Context, o ProcessOptions) (*Report, error) {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
-	bin := o.Binary
-	if bin == "" {
-		var err error
-		if bin, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("finding the fabgossip binary: %w", err)
-		}
+	bin, dir, cleanup, err := workspace(o.Binary, o.Dir, "fabgossip-testnet-")
+	if err != nil {
+		return nil, err
 	}
-	dir := o.Dir
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "fabgossip-testnet-")
-		if err != nil {
-			return nil, err
-		}
-		defer func() { _ = os.RemoveAll(tmp) }()
-		dir = tmp
-	}
+	defer cleanup()
 
 	r := &run{o: o, bin: bin, dir: dir, start: time.Now(), victim: -1}
 	if err := r.generate(); err != nil {
@@ -220,6 +209,26 @@ func RunProcesses(ctx context.Context, o ProcessOptions) (*Report, error) {
 		return rep, ErrFailed
 	}
 	return rep, nil
+}
+
+// workspace resolves a run's binary (bin, or this process's own) and
+// directory (dir, or a new temporary one named after prefix, which cleanup
+// removes; cleanup does nothing for a given dir).
+func workspace(bin, dir, prefix string) (string, string, func(), error) {
+	if bin == "" {
+		var err error
+		if bin, err = os.Executable(); err != nil {
+			return "", "", nil, fmt.Errorf("finding the fabgossip binary: %w", err)
+		}
+	}
+	if dir != "" {
+		return bin, dir, func() {}, nil
+	}
+	tmp, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", "", nil, err
+	}
+	return bin, tmp, func() { _ = os.RemoveAll(tmp) }, nil
 }
 
 // run is the state of one RunProcesses.
