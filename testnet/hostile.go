@@ -28,7 +28,10 @@ type HostileOptions struct {
 	// Binary is the fabgossip executable for the target and honest peers;
 	// empty means this process's own.
 	Binary string
-	// Short is CI's form: fewer frames per attack and a 3 s flood.
+	// Short is CI's form: fewer frames per attack and a 3 s flood; the
+	// bounds on wall time against a baseline (a genuine peer's admission
+	// among stallers, honest latency under flood) are reported, not
+	// enforced, as shared CI machines make them noisy.
 	Short bool
 	// Flood is how long the flood attacks last (default 10 s, 3 s Short).
 	Flood time.Duration
@@ -180,7 +183,7 @@ func RunHostile(ctx context.Context, o HostileOptions) (*HostileReport, error) {
 	}
 	fmt.Fprintf(o.Out, "hostile: target %s (pid %d) and honest %s up, in %s\n", target.peer.Name, target.cmd.Process.Pid, honest.peer.Name, dir)
 
-	s := &suite{o: o, target: target, insider: byName("peer2.A"), foreign: byName("peer0.B")}
+	s := &suite{o: o, target: target, honest: honest, insider: byName("peer2.A"), foreign: byName("peer0.B")}
 	defer func() { _ = s.closeMembers() }()
 	rep := &HostileReport{}
 	if rep.IdleCPUMsPerS, err = s.idleCPU(ctx); err != nil {

@@ -14,7 +14,7 @@ import (
 func runHostile(ctx context.Context, e *env, args []string) error {
 	const name = "hostile"
 	fs := newFlagSet(name)
-	short := fs.Bool("short", false, "CI's form: fewer frames per attack and a 3 s flood")
+	short := fs.Bool("short", false, "CI's form: fewer frames per attack, a 3 s flood, and wall-time bounds (a genuine peer's admission, honest latency under flood) reported but not enforced")
 	flood := fs.Duration("flood", 0, "how long the flood lasts (default 10s, 3s with --short)")
 	dir := fs.String("dir", "", "generate the network here and keep the files, the peers' logs included (default: a temporary directory, removed on exit)")
 	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
