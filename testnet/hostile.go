@@ -89,18 +89,8 @@ func (r *HostileReport) WriteTable(w io.Writer) {
 			ok = "**NO**"
 		}
 		fmt.Fprintf(w, "| %s: %s | %s | %.1f → %.1f | %.0f | %s | %s | %s |\n",
-			a.Name, a.What, mib(a.SentBytes), a.RSSBeforeMiB, a.RSSPeakMiB, a.CPUMs, a.Outcome, a.Bound, ok)
+			a.Name, a.What, fmtBytes(uint64(a.SentBytes)), a.RSSBeforeMiB, a.RSSPeakMiB, a.CPUMs, a.Outcome, a.Bound, ok)
 	}
-}
-
-func mib(n int64) string {
-	if n < 1<<10 {
-		return fmt.Sprintf("%d B", n)
-	}
-	if n < 1<<20 {
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 // RunHostile generates a network (org A of three peers and org B of one;

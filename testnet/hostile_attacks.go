@@ -3,12 +3,8 @@ package testnet
 import (
 	"context"
 	crand "crypto/rand"
-	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,8 +16,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 
+	"github.com/fabgossip/fabgossip/internal/hostileframe"
 	"github.com/fabgossip/fabgossip/node/peerconfig"
 	"github.com/fabgossip/fabgossip/transport"
 	"github.com/fabgossip/fabgossip/transport/wire"
@@ -165,7 +161,7 @@ func (s *suite) measure(ctx context.Context, a attack) (AttackResult, error) {
 		cpuBound := time.Duration(float64(cpuPerMiB)*float64(sent)/(1<<20)) + cpuSlack
 		var broke []string
 		if grew > rssBound {
-			broke = append(broke, fmt.Sprintf("RSS grew %s, bound %s", mib(grew), mib(rssBound)))
+			broke = append(broke, fmt.Sprintf("RSS grew %s, bound %s", fmtBytes(uint64(grew)), fmtBytes(uint64(rssBound))))
 		}
 		if attackCPU > cpuBound {
 			broke = append(broke, fmt.Sprintf("CPU beyond idle %v, bound %v", attackCPU.Round(time.Millisecond), cpuBound.Round(time.Millisecond)))
@@ -174,7 +170,7 @@ func (s *suite) measure(ctx context.Context, a attack) (AttackResult, error) {
 			res.OK = false
 			res.Outcome = outcome(res.Outcome, fmt.Sprint(broke))
 		}
-		res.Bound = outcome(res.Bound, fmt.Sprintf("RSS +%s, CPU %v beyond idle (slack included)", mib(rssBound), cpuBound.Round(time.Millisecond)))
+		res.Bound = outcome(res.Bound, fmt.Sprintf("RSS +%s, CPU %v beyond idle (slack included)", fmtBytes(uint64(rssBound)), cpuBound.Round(time.Millisecond)))
 	}
 	return res, nil
 }
@@ -205,29 +201,15 @@ func (s *suite) attacks() []attack {
 }
 
 // emptyEnvelopes is a push frame whose body is size bytes of nothing but
-// empty envelopes, two bytes each: at 4 MiB, the frame that once decoded
-// into 2 million of them.
+// empty envelopes: at 4 MiB, the frame that once decoded into 2 million.
 func emptyEnvelopes(size int) []byte {
-	body := make([]byte, 0, size+protowire.SizeVarint(uint64(size)))
-	body = protowire.AppendVarint(body, uint64(size/2*2))
-	for range size / 2 {
-		body = protowire.AppendTag(body, 1, protowire.BytesType)
-		body = protowire.AppendVarint(body, 0)
-	}
-	return body
+	return protowire.AppendBytes(nil, hostileframe.EmptyEnvelopes(size))
 }
 
-// emptyRanges is a PullRequest frame of about size bytes: a fetch request
-// of empty ranges, two bytes each.
+// emptyRanges is a pull frame of about size bytes: a fetch request of
+// empty ranges.
 func emptyRanges(size int) []byte {
-	var inner []byte
-	for len(inner)+2 <= size-16 {
-		inner = protowire.AppendTag(inner, 2, protowire.BytesType)
-		inner = protowire.AppendVarint(inner, 0)
-	}
-	body := protowire.AppendTag(nil, 2, protowire.BytesType)
-	body = protowire.AppendBytes(body, inner)
-	return protowire.AppendBytes(nil, body)
+	return protowire.AppendBytes(nil, hostileframe.EmptyRanges(size))
 }
 
 // outsider is a fresh libp2p host with a key of its own, connected to the
@@ -296,7 +278,7 @@ func (s *suite) unauthenticated(pid protocol.ID, frame []byte, n int) func(ctx c
 			got += r
 		}
 		ok := got == 0
-		return sent, fmt.Sprintf("%s of %s taken before the reset, %d bytes answered", mib(sent), mib(int64(n*len(frame))), got), ok, nil
+		return sent, fmt.Sprintf("%s of %s taken before the reset, %d bytes answered", fmtBytes(uint64(sent)), fmtBytes(uint64(n*len(frame))), got), ok, nil
 	}
 }
 
@@ -398,335 +380,4 @@ func (s *suite) stallersAndGenuine(ctx context.Context) (int64, string, bool, er
 	}
 	bound := max(2*base, base+500*time.Millisecond) // the admin API is polled every 50 ms
 	return int64(stallers), fmt.Sprintf("admitted in %v alone, %v with %d stallers", base.Round(time.Millisecond), loaded.Round(time.Millisecond), stallers), s.o.Short || loaded <= bound, nil
-}
-
-// join starts g as a library peer in this process, bootstrapped to the
-// target, and returns how long until the target lists it as live.
-func (s *suite) join(ctx context.Context, g peerconfig.GeneratedPeer) (time.Duration, error) {
-	cfg, err := peerconfig.Load(g.Config)
-	if err != nil {
-		return 0, err
-	}
-	cfg.Bootstrap = s.target.bootstrapAddrs()
-	p, err := peerconfig.New(cfg, peerconfig.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		return 0, err
-	}
-	start := time.Now()
-	if err := p.Start(ctx); err != nil {
-		_ = p.Close()
-		return 0, err
-	}
-	s.mu.Lock()
-	s.members = append(s.members, p)
-	s.mu.Unlock()
-	if err := waitMember(ctx, s.target, g.ID.String(), time.Now().Add(s.o.StartTimeout)); err != nil {
-		return 0, err
-	}
-	return time.Since(start), nil
-}
-
-// member returns the running library peer of g.
-func (s *suite) member(g peerconfig.GeneratedPeer) (*peerconfig.Peer, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, p := range s.members {
-		if p.Host().ID() == g.ID {
-			return p, nil
-		}
-	}
-	return nil, fmt.Errorf("%s was not started", g.Name)
-}
-
-// closeMembers closes the library peers.
-func (s *suite) closeMembers() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var errs []error
-	for _, p := range s.members {
-		errs = append(errs, p.Close())
-	}
-	s.members = nil
-	return errors.Join(errs...)
-}
-
-// ejection sends frames from member g's own host until the target
-// disconnects it, at most max frames, and reports what it took.
-func (s *suite) ejection(ctx context.Context, g peerconfig.GeneratedPeer, frame []byte, maxFrames int) (int64, string, bool, error) {
-	p, err := s.member(g)
-	if err != nil {
-		return 0, "", false, err
-	}
-	h := p.Host()
-	var sent int64
-	for i := range maxFrames {
-		if h.Network().Connectedness(s.target.peer.ID) != network.Connected && i > 0 {
-			break
-		}
-		w, _, err := s.write(ctx, h, transport.ProtocolPush, frame)
-		if err != nil {
-			return sent, "", false, err
-		}
-		sent += w
-		if gone := waitDisconnected(ctx, h, s.target.peer.ID, 200*time.Millisecond); gone >= 0 {
-			// Kept out: a redial is refused.
-			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			rerr := h.Connect(cctx, s.targetInfo())
-			cancel()
-			back := h.Network().Connectedness(s.target.peer.ID) == network.Connected && waitDisconnected(ctx, h, s.target.peer.ID, time.Second) < 0
-			return sent, fmt.Sprintf("disconnected after %d frames; redial %s", i+1, redialText(rerr, back)), !back, nil
-		}
-	}
-	return sent, fmt.Sprintf("still connected after %d frames", maxFrames), false, nil
-}
-
-func redialText(err error, back bool) string {
-	switch {
-	case back:
-		return "let back in"
-	case err != nil:
-		return "refused"
-	}
-	return "closed again"
-}
-
-func (s *suite) overCaps(ctx context.Context) (int64, string, bool, error) {
-	n := 2 * transport.DefaultConfig().MaxBatchEnvelopes
-	return s.ejection(ctx, s.foreign, emptyEnvelopes(2*n), 20)
-}
-
-func (s *suite) forgeries(ctx context.Context) (int64, string, bool, error) {
-	stranger, _, err := crypto.GenerateEd25519Key(crand.Reader)
-	if err != nil {
-		return 0, "", false, err
-	}
-	// The next block of the channel, claimed for the target as publisher
-	// and signed by a stranger: each is checked and refused for its
-	// signature (a number the target holds would be refused as a duplicate
-	// before any check, which costs nothing and proves nothing).
-	next, err := s.height(ctx)
-	if err != nil {
-		return 0, "", false, err
-	}
-	b := &wire.Batch{}
-	for i := range 20 {
-		data := fmt.Appendf(nil, "forged %d", i)
-		dh := sha256.Sum256(data)
-		env, err := transport.Sign(stranger, &wire.Message{Content: &wire.Message_Block{Block: &wire.Block{
-			Channel: "ch", Number: next, DataHash: dh[:], Data: data, Publisher: []byte(s.target.peer.ID)}}})
-		if err != nil {
-			return 0, "", false, err
-		}
-		b.Envelopes = append(b.Envelopes, env)
-	}
-	frame, err := transport.AppendFrame(nil, b, hostileFrame)
-	if err != nil {
-		return 0, "", false, err
-	}
-	sent, out, ok, err := s.ejection(ctx, s.insider, frame, 20)
-	if err != nil {
-		return sent, out, ok, err
-	}
-	h, err := s.height(ctx)
-	if err != nil {
-		return sent, out, false, err
-	}
-	if h != next {
-		return sent, outcome(out, fmt.Sprintf("height %d → %d: a forgery was delivered", next, h)), false, nil
-	}
-	return sent, outcome(out, fmt.Sprintf("height %d before and after", h)), ok, nil
-}
-
-// height is the target's next expected block number of ch.
-func (s *suite) height(ctx context.Context) (uint64, error) {
-	st, err := s.target.client.Status(ctx)
-	if err != nil {
-		return 0, err
-	}
-	for _, c := range st.Channels {
-		if c.Name == "ch" {
-			return c.Height, nil
-		}
-	}
-	return 0, errors.New("the target has no channel ch")
-}
-
-func (s *suite) flood(ctx context.Context) (int64, string, bool, error) {
-	frame := emptyEnvelopes(hostileFrame)
-	ctx, cancel := context.WithTimeout(ctx, s.o.Flood)
-	defer cancel()
-	var sent, answered atomic.Int64
-	var streams, hostsUsed atomic.Int64
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				h, err := s.outsider(ctx)
-				if err != nil {
-					continue
-				}
-				hostsUsed.Add(1)
-				for ctx.Err() == nil && h.Network().Connectedness(s.target.peer.ID) == network.Connected {
-					w, r, _ := s.write(ctx, h, transport.ProtocolPush, frame)
-					sent.Add(w)
-					answered.Add(r)
-					streams.Add(1)
-				}
-				_ = h.Close()
-			}
-		})
-	}
-	wg.Wait()
-	return sent.Load(), fmt.Sprintf("%d streams from %d hosts, %s taken, %d bytes answered", streams.Load(), hostsUsed.Load(), mib(sent.Load()), answered.Load()), answered.Load() == 0, nil
-}
-
-// insiderFlood floods the target from the admitted insider with what an
-// honest peer may send and the target refuses cheaply: blocks of a channel
-// it has not joined, signed by nobody in particular, 4 KiB each.
-func (s *suite) insiderFlood(ctx context.Context) (int64, string, bool, error) {
-	p, err := s.member(s.insider)
-	if err != nil {
-		return 0, "", false, err
-	}
-	h := p.Host()
-	b := &wire.Batch{}
-	data := make([]byte, 4<<10)
-	for i := range 900 { // 900 × 4 KiB: under the 4 MiB frame cap
-		blk := &wire.Block{Channel: "not-joined", Number: uint64(i), Data: data}
-		payload, err := proto.Marshal(&wire.Message{Content: &wire.Message_Block{Block: blk}})
-		if err != nil {
-			return 0, "", false, err
-		}
-		b.Envelopes = append(b.Envelopes, &wire.Envelope{Payload: payload, Signature: make([]byte, 64)})
-	}
-	frame, err := transport.AppendFrame(nil, b, hostileFrame)
-	if err != nil {
-		return 0, "", false, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.o.Flood)
-	defer cancel()
-	st, err := h.NewStream(ctx, s.target.peer.ID, transport.ProtocolPush)
-	if err != nil {
-		return 0, "", false, err
-	}
-	defer func() { _ = st.Reset() }()
-	var sent int64
-	frames := 0
-	for ctx.Err() == nil {
-		_ = st.SetWriteDeadline(time.Now().Add(time.Second))
-		n, err := st.Write(frame)
-		sent += int64(n)
-		if err != nil {
-			break
-		}
-		frames++
-	}
-	admitted := h.Network().Connectedness(s.target.peer.ID) == network.Connected
-	return sent, fmt.Sprintf("%d frames (%s) written in %v; still admitted: %v", frames, mib(sent), s.o.Flood, admitted), admitted, nil
-}
-
-// honestUnderFlood publishes blocks from the honest peer and times each to
-// its delivery at the target (the target's height, polled every 10 ms):
-// once with nobody attacking, once during the insider's and the outsiders'
-// floods together.
-func (s *suite) honestUnderFlood(ctx context.Context) (int64, string, bool, error) {
-	n := s.reps(60)
-	quiet, err := s.publishTimed(ctx, n)
-	if err != nil {
-		return 0, "", false, err
-	}
-	fctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	var sent atomic.Int64
-	wg.Go(func() { w, _, _, _ := s.insiderFlood(fctx); sent.Add(w) })
-	wg.Go(func() { w, _, _, _ := s.flood(fctx); sent.Add(w) })
-	time.Sleep(500 * time.Millisecond) // the floods at full speed first
-	loud, err := s.publishTimed(ctx, n)
-	cancel()
-	wg.Wait()
-	if err != nil {
-		return sent.Load(), "", false, err
-	}
-	q50, q99 := quantiles(quiet.lat)
-	l50, l99 := quantiles(loud.lat)
-	ok := quiet.delivered == n && loud.delivered == n && (s.o.Short || l99 < 2*q99+20*time.Millisecond)
-	return sent.Load(), fmt.Sprintf("quiet: %d/%d delivered, p50 %v p99 %v; flooded: %d/%d, p50 %v p99 %v (%.1f×)",
-		quiet.delivered, n, q50, q99, loud.delivered, n, l50, l99, float64(l99)/float64(max(q99, time.Millisecond))), ok, nil
-}
-
-type timedRun struct {
-	lat       []time.Duration
-	delivered int
-}
-
-// publishTimed publishes n blocks on ch from the honest peer at 10/s and
-// returns each one's publish-to-target-delivery time.
-func (s *suite) publishTimed(ctx context.Context, n int) (timedRun, error) {
-	var run timedRun
-	height := func() (uint64, error) { return s.height(ctx) }
-	base, err := height()
-	if err != nil {
-		return run, err
-	}
-	published := make([]time.Time, n)
-	seen := make([]bool, n)
-	errc := make(chan error, 1)
-	go func() {
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for i := range n {
-			published[i] = time.Now()
-			if _, err := s.honest.client.Publish(ctx, "ch", fmt.Appendf(nil, "honest %d", i)); err != nil {
-				errc <- err
-				return
-			}
-			<-t.C
-		}
-		errc <- nil
-	}()
-	deadline := time.Now().Add(time.Duration(n)*100*time.Millisecond + 10*time.Second)
-	var pubErr error
-	pubDone := false
-	for run.delivered < n && time.Now().Before(deadline) {
-		if !pubDone {
-			select {
-			case pubErr = <-errc:
-				pubDone = true
-				if pubErr != nil {
-					return run, pubErr
-				}
-			default:
-			}
-		}
-		h, err := height()
-		if err != nil {
-			return run, err
-		}
-		now := time.Now()
-		for i := 0; i < n && base+uint64(i) < h; i++ {
-			if !seen[i] && !published[i].IsZero() {
-				seen[i] = true
-				run.delivered++
-				run.lat = append(run.lat, now.Sub(published[i]))
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !pubDone {
-		if err := <-errc; err != nil {
-			return run, err
-		}
-	}
-	return run, nil
-}
-
-// quantiles returns the p50 and p99 of ds, rounded to the millisecond.
-func quantiles(ds []time.Duration) (time.Duration, time.Duration) {
-	if len(ds) == 0 {
-		return 0, 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	at := func(q float64) time.Duration { return s[min(len(s)-1, int(q*float64(len(s))))].Round(time.Millisecond) }
-	return at(0.50), at(0.99)
 }

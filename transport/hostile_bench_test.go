@@ -3,34 +3,17 @@ package transport
 import (
 	"testing"
 
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/fabgossip/fabgossip/internal/hostileframe"
 	"github.com/fabgossip/fabgossip/transport/wire"
 )
 
-// hostileBatch is a push frame body of size bytes that is nothing but empty
-// envelopes: two bytes each.
-func hostileBatch(size int) []byte {
-	body := make([]byte, 0, size)
-	for len(body)+2 <= size {
-		body = protowire.AppendTag(body, 1, protowire.BytesType)
-		body = protowire.AppendVarint(body, 0)
-	}
-	return body
-}
-
-// hostileFetch is a PullRequest body of about size bytes: a fetch request of
-// empty ranges, two bytes each.
-func hostileFetch(size int) []byte {
-	var inner []byte
-	for len(inner)+2 <= size-8 {
-		inner = protowire.AppendTag(inner, 2, protowire.BytesType)
-		inner = protowire.AppendVarint(inner, 0)
-	}
-	body := protowire.AppendTag(nil, 2, protowire.BytesType)
-	return protowire.AppendBytes(body, inner)
-}
+// hostileBatch and hostileFetch are 4 MiB-class bodies of empty items.
+var (
+	hostileBatch = hostileframe.EmptyEnvelopes
+	hostileFetch = hostileframe.EmptyRanges
+)
 
 // BenchmarkHostileDecode decodes 4 MiB frames of empty items, a push batch
 // and a fetch request, as a receiver with the default caps does; and, for
