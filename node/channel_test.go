@@ -267,7 +267,9 @@ func TestLeave(t *testing.T) {
 }
 
 // TestLoss: with 20% of push frames dropped at every receiver, every
-// eligible peer still delivers every block, through pull.
+// eligible peer still delivers every block, through the tree's grafts and
+// pull; the repair (grafts retried while answers are slow, copies from
+// several sources) is never taken for replays or any other misbehaviour.
 func TestLoss(t *testing.T) {
 	c := startCluster(t, oneOrg(8), testnet.Options{Seed: 6, NodeOptions: func(p *testnet.Peer) []node.Option {
 		return []node.Option{node.WithInboundPushLoss(0.2, uint64(p.Index))}
@@ -278,6 +280,13 @@ func TestLoss(t *testing.T) {
 	want := publishN(t, pub, "ch", 30)
 	for _, p := range c.Peers {
 		expectBlocks(t, fmt.Sprintf("peer %d", p.Index), subs[p.Index], want)
+	}
+	for _, p := range c.Peers {
+		for _, q := range c.Peers {
+			if s := p.Score(q.Host.ID()); s != 0 {
+				t.Errorf("peer %d holds a score of %v against honest peer %d", p.Index, s, q.Index)
+			}
+		}
 	}
 }
 

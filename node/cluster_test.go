@@ -26,7 +26,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func startCluster(t *testing.T, topo testnet.Topology, opts testnet.Options) *testnet.Cluster {
+func startCluster(t testing.TB, topo testnet.Topology, opts testnet.Options) *testnet.Cluster {
 	t.Helper()
 	c, err := testnet.NewCluster(topo, opts)
 	if err != nil {

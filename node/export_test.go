@@ -86,3 +86,31 @@ func (n *Node) Score(p peer.ID) float64 { return n.scores.score(p, n.now()) }
 
 // Admits reports whether n reads push and pull streams from p.
 func (n *Node) Admits(p peer.ID) bool { return n.admitted(p, "") }
+
+// PendingStrangers is how many inbound connections await their hello.
+func (n *Node) PendingStrangers() int {
+	n.pendingMu.Lock()
+	defer n.pendingMu.Unlock()
+	return len(n.strangers)
+}
+
+// MaxPendingStrangers is maxPendingStrangers.
+const MaxPendingStrangers = maxPendingStrangers
+
+// HandleHello answers req as if from had sent it on a hello stream.
+func (n *Node) HandleHello(from peer.ID, req *wire.Hello) (*wire.Hello, error) {
+	return n.handleHello(context.Background(), from, req)
+}
+
+// HelloEnvelope is the alive n sends in its hellos.
+func (n *Node) HelloEnvelope() (*wire.Envelope, error) { return n.helloEnvelope() }
+
+// Forgive forgets p's rejections and score, as if its back-off had passed.
+func (n *Node) Forgive(p peer.ID) {
+	n.pendingMu.Lock()
+	delete(n.rejected, p)
+	n.pendingMu.Unlock()
+	n.scores.mu.Lock()
+	delete(n.scores.peers, p)
+	n.scores.mu.Unlock()
+}

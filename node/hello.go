@@ -55,20 +55,79 @@ func (n *Node) connected(c network.Conn) {
 		n.enqueueHello(p)
 		return
 	}
+	n.watchStranger(p)
+}
+
+// maxPendingStrangers bounds the inbound connections from peers that have
+// not completed a hello (each holds a connection and a timer): past it the
+// one waiting longest is disconnected, without a strike, since a genuine
+// peer finishes its hello within a round trip or two and the oldest is
+// most likely a staller. libp2p's resource manager bounds the connections
+// per source address before any of this (8 per IPv4 address, and a rate of
+// new ones; loopback is exempt).
+const maxPendingStrangers = 128
+
+// strangerWatch is the handshake timer of one stranger's connection.
+type strangerWatch struct {
+	since time.Time
+	stop  chan struct{} // closed when the stranger completes its hello or is evicted
+}
+
+// watchStranger starts p's handshake timer: a stranger that has not
+// completed a hello within handshakeTimeout is disconnected and gated.
+func (n *Node) watchStranger(p peer.ID) {
 	if n.closed.Load() {
 		return
+	}
+	w := &strangerWatch{since: n.now(), stop: make(chan struct{})}
+	var evicted peer.ID
+	n.pendingMu.Lock()
+	if _, ok := n.strangers[p]; ok {
+		n.pendingMu.Unlock()
+		return // a second connection of a stranger already timed
+	}
+	if len(n.strangers) >= maxPendingStrangers {
+		for q, o := range n.strangers {
+			if evicted == "" || o.since.Before(n.strangers[evicted].since) {
+				evicted = q
+			}
+		}
+		close(n.strangers[evicted].stop)
+		delete(n.strangers, evicted)
+	}
+	n.strangers[p] = w
+	n.pendingMu.Unlock()
+	if evicted != "" {
+		n.metrics.handshakes.WithLabelValues("evicted").Inc()
+		n.log.Debug("too many pending handshakes: disconnecting the oldest", "remote", evicted.String())
+		n.wg.Go(func() { _ = n.host.Network().ClosePeer(evicted) })
 	}
 	n.wg.Go(func() {
 		t := time.NewTimer(handshakeTimeout)
 		defer t.Stop()
+		defer n.strangerDone(p, w)
 		select {
 		case <-n.ctx.Done():
+		case <-w.stop:
 		case <-t.C:
 			if !n.isLive(p) && n.host.Network().Connectedness(p) == network.Connected {
 				n.reject(p, errors.New("no hello within the handshake timeout"))
 			}
 		}
 	})
+}
+
+// strangerDone ends p's handshake timer w (any, if w is nil): its hello is
+// complete, or the timer fired.
+func (n *Node) strangerDone(p peer.ID, w *strangerWatch) {
+	n.pendingMu.Lock()
+	defer n.pendingMu.Unlock()
+	if cur, ok := n.strangers[p]; ok && (w == nil || cur == w) {
+		if w == nil {
+			close(cur.stop)
+		}
+		delete(n.strangers, p)
+	}
 }
 
 // enqueueHello asks a worker to handshake with p (dialling first if needed).
@@ -161,6 +220,7 @@ func (n *Node) handshake(ctx context.Context, p peer.ID) {
 		return
 	}
 	n.metrics.handshakes.WithLabelValues("ok").Inc()
+	n.strangerDone(p, nil)
 	if n.tree != nil {
 		n.tree.mu.Lock()
 		n.tree.m.ObserveRTT(p, rtt)
@@ -209,6 +269,13 @@ func (n *Node) checkHello(p peer.ID, h *wire.Hello) (*member, error) {
 // rejection. It handles a failed or unfinished hello and a peer ejected for
 // misbehaviour alike.
 func (n *Node) reject(p peer.ID, err error) {
+	n.markRejected(p, err)
+	_ = n.host.Network().ClosePeer(p)
+}
+
+// markRejected is reject without the disconnection: p is struck, gated and
+// kept out from now on.
+func (n *Node) markRejected(p peer.ID, err error) {
 	result := "rejected"
 	switch {
 	case errors.Is(err, errRefused):
@@ -229,7 +296,6 @@ func (n *Node) reject(p peer.ID, err error) {
 	n.pendingMu.Lock()
 	n.rejected[p] = now.Add(backoff)
 	n.pendingMu.Unlock()
-	_ = n.host.Network().ClosePeer(p)
 }
 
 // backoffGater is a Gater that can keep a peer out for a given time
@@ -277,17 +343,16 @@ func (n *Node) handleHello(_ context.Context, from peer.ID, req *wire.Hello) (*w
 	}
 	m, err := n.checkHello(from, req)
 	if err != nil {
-		// Disconnect after the handler returns, so the stream ends first. The
-		// transport waits for handlers before Close goes on to wg.Wait, so
-		// this Add always precedes the Wait.
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			n.reject(from, err)
-		}()
+		// Kept out at once, so a hello on the heels of this one is refused
+		// too; disconnected after the handler returns, so the stream ends
+		// first. The transport waits for handlers before Close goes on to
+		// wg.Wait, so this Add always precedes the Wait.
+		n.markRejected(from, err)
+		n.wg.Go(func() { _ = n.host.Network().ClosePeer(from) })
 		return nil, err
 	}
 	n.acceptAlive(m, from, true)
+	n.strangerDone(from, nil)
 	own, err := n.helloEnvelope()
 	if err != nil {
 		return nil, err

@@ -25,14 +25,17 @@ const (
 	reasonForeign         = "foreign_not_allowed"
 	reasonBrokenChain     = "broken_chain"
 	reasonUnknownPeer     = "unknown_peer"
+	reasonReplay          = "replay"
 )
 
 // handlePush is the transport's push handler: one decoded batch from one peer.
 // It runs on that peer's reader goroutine, so a slow batch slows only it.
 func (n *Node) handlePush(from peer.ID, b *wire.Batch) {
+	var tally pushTally
 	for _, env := range b.GetEnvelopes() {
-		n.handleEnvelope(from, env, ViaPush)
+		n.receive(from, env, ViaPush, &tally)
 	}
+	n.blameReplays(from, &tally)
 	n.handleControl(from, b.GetControl())
 }
 
@@ -43,6 +46,13 @@ func (n *Node) handlePush(from peer.ID, b *wire.Batch) {
 // badly signed, forged authority, wrong data hash): evidence against the
 // peer that served it, which pull uses to skip that peer for a while.
 func (n *Node) handleEnvelope(from peer.ID, env *wire.Envelope, via Path) bool {
+	return n.receive(from, env, via, nil)
+}
+
+// receive is handleEnvelope for an envelope of a push frame whose replays
+// tally counts (nil for pull responses, which answer this peer's own
+// requests).
+func (n *Node) receive(from peer.ID, env *wire.Envelope, via Path, tally *pushTally) bool {
 	n.tracer.Received(from, env)
 	// A block is deduplicated on its channel and number, read without
 	// decoding it: a copy this peer already holds (most pushed copies are)
@@ -51,7 +61,12 @@ func (n *Node) handleEnvelope(from peer.ID, env *wire.Envelope, via Path) bool {
 	// envelope, so the block is held once.
 	if ch, num, pub, ok := peekBlock(env.GetPayload()); ok {
 		n.metrics.received.WithLabelValues("block").Inc()
+		replay := tally != nil && n.scores.pushed(from, blockKey(ch, num), n.now())
 		if _, dup, ok := n.admit(from, ch, num); !ok {
+			if dup && replay {
+				tally.replays++
+				n.drop("block", reasonReplay, from)
+			}
 			if dup && via == ViaPush {
 				n.duplicatePushed(from, ch, num, pub)
 			}

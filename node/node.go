@@ -122,9 +122,10 @@ type Node struct {
 	notifyOnce sync.Once
 	notify     *network.NotifyBundle
 	pendingMu  sync.Mutex
-	pending    map[peer.ID]bool      // peers queued for a handshake
-	rejected   map[peer.ID]time.Time // peers rejected, not greeted again until then
-	scores     *scoreBook            // misbehaviour scores and rejection strikes
+	pending    map[peer.ID]bool           // peers queued for a handshake
+	rejected   map[peer.ID]time.Time      // peers rejected, not greeted again until then
+	strangers  map[peer.ID]*strangerWatch // inbound connections awaiting their hello
+	scores     *scoreBook                 // misbehaviour scores and rejection strikes
 	helloQ     chan peer.ID
 
 	ctx    context.Context
@@ -185,28 +186,29 @@ func New(id Identity, h host.Host, cfg Config, opts ...Option) (*Node, error) {
 		return nil, fmt.Errorf("node: own certificate: %w", err)
 	}
 	n := &Node{
-		cfg:      cfg,
-		self:     self,
-		org:      verified.Org,
-		external: id.External,
-		cert:     id.Certificate,
-		host:     h,
-		log:      o.logger.With("peer", self.String(), "org", verified.Org),
-		tracer:   tracerDispatch(o.tracers),
-		now:      o.now,
-		planCfg:  routing.Config{PropagatePeerNum: cfg.PropagatePeerNum, CrossOrgPeerNum: cfg.CrossOrgPeerNum},
-		seed:     o.seed,
-		members:  newMembership(),
-		planRng:  rand.New(rand.NewPCG(o.seed, 1)),
-		loopRng:  rand.New(rand.NewPCG(o.seed, 2)),
-		helloQ:   make(chan peer.ID, 1024),
-		pending:  make(map[peer.ID]bool),
-		rejected: make(map[peer.ID]time.Time),
-		scores:   newScoreBook(),
-		suspects: make(map[peer.ID]time.Time),
-		gater:    o.gater,
-		store:    o.store,
-		inc:      uint64(o.now().UnixNano()),
+		cfg:       cfg,
+		self:      self,
+		org:       verified.Org,
+		external:  id.External,
+		cert:      id.Certificate,
+		host:      h,
+		log:       o.logger.With("peer", self.String(), "org", verified.Org),
+		tracer:    tracerDispatch(o.tracers),
+		now:       o.now,
+		planCfg:   routing.Config{PropagatePeerNum: cfg.PropagatePeerNum, CrossOrgPeerNum: cfg.CrossOrgPeerNum},
+		seed:      o.seed,
+		members:   newMembership(),
+		planRng:   rand.New(rand.NewPCG(o.seed, 1)),
+		loopRng:   rand.New(rand.NewPCG(o.seed, 2)),
+		helloQ:    make(chan peer.ID, 1024),
+		pending:   make(map[peer.ID]bool),
+		rejected:  make(map[peer.ID]time.Time),
+		strangers: make(map[peer.ID]*strangerWatch),
+		scores:    newScoreBook(),
+		suspects:  make(map[peer.ID]time.Time),
+		gater:     o.gater,
+		store:     o.store,
+		inc:       uint64(o.now().UnixNano()),
 	}
 	n.key.Store(&id.Key)
 	n.metrics, err = newMetrics(o.registerer)

@@ -48,7 +48,8 @@ const (
 var errMisbehaving = errors.New("node: misbehaving peer")
 
 // penalty is the weight, as evidence against the sender, of a message
-// dropped for reason; zero for what an honest peer can send.
+// dropped for reason; zero for what an honest peer can send. Replays are
+// blamed per frame instead (blameReplays), with a cap.
 func penalty(reason string) float64 {
 	switch reason {
 	case reasonMalformed, reasonBadSignature, reasonDataHash:
@@ -88,10 +89,11 @@ type scoreBook struct {
 }
 
 type peerScore struct {
-	value   float64   // decayed to at
-	at      time.Time // when value was last decayed
-	strikes int       // rejections in a row, forgotten maxBackoff after the last
-	struck  time.Time // the last rejection
+	value   float64       // decayed to at
+	at      time.Time     // when value was last decayed
+	strikes int           // rejections in a row, forgotten maxBackoff after the last
+	struck  time.Time     // the last rejection
+	pushes  *recentPushes // the blocks it pushed lately (replay.go), nil until it pushes one
 }
 
 func newScoreBook() *scoreBook { return &scoreBook{peers: make(map[peer.ID]*peerScore)} }

@@ -20,13 +20,14 @@ import (
 
 // TestMisbehaviourEjects: an authenticated member that sends what an honest
 // peer never does is disconnected and kept out once its score crosses the
-// threshold, whether it forges blocks or sends frames over the count caps;
+// threshold, whether it forges blocks, replays a genuine one or sends
+// frames over the count caps;
 // in the same cluster, a flood of what honest peers do send (blocks for a
 // channel not joined, duplicates) costs the sender nothing.
 func TestMisbehaviourEjects(t *testing.T) {
 	topo := testnet.Topology{
 		Network: "test",
-		Orgs:    []testnet.OrgSpec{{Name: "A", Peers: 4, External: 1}},
+		Orgs:    []testnet.OrgSpec{{Name: "A", Peers: 5, External: 1}},
 		Channels: []identity.Channel{
 			{Name: "ch", Orgs: []string{"A"}, Publishers: []string{"A"}},
 			{Name: "other", Orgs: []string{"A"}},
@@ -35,7 +36,7 @@ func TestMisbehaviourEjects(t *testing.T) {
 	c := startCluster(t, topo, testnet.Options{Seed: 23})
 	joinAll(t, c, "ch")
 	waitConverged(t, c, "ch")
-	publisher, receiver, forger, flooder := c.Peers[0], c.Peers[1], c.Peers[2], c.Peers[3]
+	publisher, receiver, forger, flooder, replayer := c.Peers[0], c.Peers[1], c.Peers[2], c.Peers[3], c.Peers[4]
 
 	sign := func(key crypto.PrivKey, b *wire.Block) *wire.Envelope {
 		env, err := transport.Sign(key, &wire.Message{Content: &wire.Message_Block{Block: b}})
@@ -105,6 +106,45 @@ func TestMisbehaviourEjects(t *testing.T) {
 		if receiver.Admits(forger.Host.ID()) {
 			t.Fatal("the ejected forger's streams are admitted")
 		}
+	})
+
+	t.Run("replays", func(t *testing.T) {
+		// Real frames over the wire: 20 copies of a genuine block the
+		// receiver holds. Each frame costs maxReplayPenalty (10) however
+		// many copies it carries.
+		genuine := sign(publisher.Key, block("ch", 0))
+		b := &wire.Batch{}
+		for range 20 {
+			b.Envelopes = append(b.Envelopes, genuine)
+		}
+		frame, err := transport.AppendFrame(nil, b, transport.DefaultConfig().MaxFrameSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		send := func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			s, err := replayer.Host.NewStream(ctx, receiver.Host.ID(), transport.ProtocolPush)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			_, err = s.Write(frame)
+			return err
+		}
+		for i := range 8 {
+			if err := send(); err != nil {
+				t.Fatalf("frame %d: %v", i, err)
+			}
+		}
+		waitFor(t, "score 70", func() bool { return receiver.Score(replayer.Host.ID()) >= 70 })
+		if !connected(receiver, replayer) {
+			t.Fatal("disconnected below the threshold")
+		}
+		for range 4 {
+			_ = send()
+		}
+		waitFor(t, "the replayer disconnected", func() bool { return !connected(receiver, replayer) })
 	})
 
 	t.Run("frames over the count cap", func(t *testing.T) {

@@ -98,6 +98,7 @@ func (n *Node) execute(r tree.Ready) {
 	for len(r.Payloads) > 0 || len(r.Grafts) > 0 || len(r.IHaves) > 0 || len(r.Prunes) > 0 {
 		failed := n.sendPayloads(r.Payloads)
 		for _, g := range r.Grafts {
+			n.graftAsked(g.To, g.ID.Channel, g.Numbers)
 			n.push(g.To, &wire.Batch{Control: []*wire.TreeControl{{Channel: g.ID.Channel, Root: []byte(g.ID.Root), Graft: g.Numbers}}})
 			n.metrics.treeControl.WithLabelValues("graft").Inc()
 		}
