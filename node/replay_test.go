@@ -21,8 +21,10 @@ func TestReplayRing(t *testing.T) {
 	if blockKey("ch", 7) != k || blockKey("ch", 8) == k || blockKey("ch2", 7) == k {
 		t.Fatal("blockKey does not tell (channel, number) apart")
 	}
-	if !b.pushed(p, k, now) || !b.pushed(p, k, now) {
-		t.Fatal("the same block from the same peer, unasked, is not a replay")
+	for range 2 {
+		if !b.pushed(p, k, now) {
+			t.Fatal("the same block from the same peer, unasked, is not a replay")
+		}
 	}
 
 	// Grafted, a block may come back from the grafted peer any number of
