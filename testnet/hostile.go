@@ -93,7 +93,7 @@ func (r *HostileReport) WriteTable(w io.Writer) {
 	}
 }
 
-// RunHostile generates a network (org A of three peers and org B of one;
+// RunHostile generates a network (org A of five peers and org B of one;
 // channel ch of org A, ch2 of both), starts A's first two peers as processes, the first
 // being the target, runs every attack against the target and reports.
 // It returns ErrHostileFailed with the report when an attack broke its
@@ -124,7 +124,7 @@ func RunHostile(ctx context.Context, o HostileOptions) (*HostileReport, error) {
 	defer cleanup()
 	layout := peerconfig.Layout{
 		Network: "hostile",
-		Orgs:    []peerconfig.OrgLayout{{Name: "A", Peers: 3, External: 1}, {Name: "B", Peers: 1, External: 1}},
+		Orgs:    []peerconfig.OrgLayout{{Name: "A", Peers: 5, External: 1}, {Name: "B", Peers: 1, External: 1}},
 		// ch2 lets org B's peer talk to A's external peers, the target
 		// among them, without being a member of ch.
 		Channels: []identity.Channel{
@@ -173,7 +173,8 @@ func RunHostile(ctx context.Context, o HostileOptions) (*HostileReport, error) {
 	}
 	fmt.Fprintf(o.Out, "hostile: target %s (pid %d) and honest %s up, in %s\n", target.peer.Name, target.cmd.Process.Pid, honest.peer.Name, dir)
 
-	s := &suite{o: o, target: target, honest: honest, insider: byName("peer2.A"), foreign: byName("peer0.B")}
+	s := &suite{o: o, target: target, honest: honest, insider: byName("peer2.A"), foreign: byName("peer0.B"),
+		replayer: byName("peer3.A"), garbler: byName("peer4.A")}
 	defer func() { _ = s.closeMembers() }()
 	rep := &HostileReport{}
 	if rep.IdleCPUMsPerS, err = s.idleCPU(ctx); err != nil {
