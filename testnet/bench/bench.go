@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fabgossip/fabgossip/internal/shape"
 	"github.com/fabgossip/fabgossip/node"
 	"github.com/fabgossip/fabgossip/testnet"
 )
@@ -360,7 +361,7 @@ type sut interface {
 // runEnv is what a system needs to build itself.
 type runEnv struct {
 	l        *layout
-	lat      *latencies
+	lat      *shape.Latencies
 	rec      *recorder
 	size     int
 	seed     uint64
