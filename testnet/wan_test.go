@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -85,11 +84,7 @@ func TestWANOptionsValidate(t *testing.T) {
 // block waits at least its link's latency on every hop).
 func TestWANProcesses(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "fabgossip")
-	build := exec.Command("go", "build", "-o", bin, "github.com/fabgossip/fabgossip/cmd/fabgossip")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildFabgossip(t, dir)
 	o := DefaultProcessOptions()
 	o.Orgs, o.PeersPerOrg, o.External, o.Channels = 2, 2, 1, 1
 	o.Blocks, o.Rate = 60, 30

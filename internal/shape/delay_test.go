@@ -13,7 +13,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 )
 
 // pipeStream is the reading end of an in-memory stream: what the test
@@ -318,22 +317,7 @@ func TestDelayedStreamCloseAndResetEndTheWait(t *testing.T) {
 // latency of its remote peer, and is never shorter than that one way; a
 // peer with no latency gets its streams unwrapped.
 func TestDelayWrapsOpenedAndAcceptedStreamsByRemotePeer(t *testing.T) {
-	mn := mocknet.New()
-	defer func() { _ = mn.Close() }()
-	a, err := mn.GenPeer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := mn.GenPeer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mn.LinkAll(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := mn.ConnectPeers(a.ID(), b.ID()); err != nil {
-		t.Fatal(err)
-	}
+	a, b := connectedPair(t)
 	const latency = 30 * time.Millisecond
 	of := func(remote peer.ID) time.Duration {
 		if remote == a.ID() || remote == b.ID() {

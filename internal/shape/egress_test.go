@@ -12,7 +12,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 )
 
 // fakeStream takes every write at once and records it; only the methods
@@ -146,22 +145,7 @@ func TestEgressWaitGivesUp(t *testing.T) {
 
 // The wrapped host limits the streams it opens and the ones it accepts.
 func TestEgressWrapsOpenedAndAcceptedStreams(t *testing.T) {
-	mn := mocknet.New()
-	defer func() { _ = mn.Close() }()
-	a, err := mn.GenPeer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := mn.GenPeer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mn.LinkAll(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := mn.ConnectPeers(a.ID(), b.ID()); err != nil {
-		t.Fatal(err)
-	}
+	a, b := connectedPair(t)
 	e := NewEgress(100)
 	defer e.Stop()
 	wa, wb := e.Wrap(a), e.Wrap(b)

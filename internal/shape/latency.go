@@ -1,7 +1,6 @@
 package shape
 
 import (
-	"container/heap"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -79,29 +78,32 @@ func (l *Latencies) Set(i, j int, d time.Duration) {
 // taking the hop a→b only where hop(a, b) allows it (nil: every hop): the
 // least T_full any dissemination restricted to those relays can reach, with
 // no time spent in the hosts. A member that cannot be reached makes it
-// math.MaxInt64.
+// math.MaxInt64. Dijkstra by linear scan: members are a channel's peers,
+// hundreds at most.
 func Floor(lat *Latencies, from int, members []int, hop func(a, b int) bool) time.Duration {
+	const unreached = time.Duration(math.MaxInt64)
 	dist := make(map[int]time.Duration, len(members))
 	for _, m := range members {
-		dist[m] = time.Duration(math.MaxInt64)
+		dist[m] = unreached
 	}
 	dist[from] = 0
-	pq := &distHeap{{from, 0}}
-	done := map[int]bool{}
-	for pq.Len() > 0 {
-		cur := heap.Pop(pq).(distItem)
-		if done[cur.peer] {
-			continue
+	done := make(map[int]bool, len(members))
+	for {
+		cur, best := -1, unreached
+		for _, m := range members {
+			if !done[m] && dist[m] < best {
+				cur, best = m, dist[m]
+			}
 		}
-		done[cur.peer] = true
+		if cur < 0 {
+			break
+		}
+		done[cur] = true
 		for _, v := range members {
-			if done[v] || (hop != nil && !hop(cur.peer, v)) {
+			if done[v] || (hop != nil && !hop(cur, v)) {
 				continue
 			}
-			if d := cur.d + lat.Between(cur.peer, v); d < dist[v] {
-				dist[v] = d
-				heap.Push(pq, distItem{v, d})
-			}
+			dist[v] = min(dist[v], best+lat.Between(cur, v))
 		}
 	}
 	var worst time.Duration
@@ -109,22 +111,4 @@ func Floor(lat *Latencies, from int, members []int, hop func(a, b int) bool) tim
 		worst = max(worst, d)
 	}
 	return worst
-}
-
-type distItem struct {
-	peer int
-	d    time.Duration
-}
-
-type distHeap []distItem
-
-func (h distHeap) Len() int           { return len(h) }
-func (h distHeap) Less(i, j int) bool { return h[i].d < h[j].d }
-func (h distHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *distHeap) Push(x any)        { *h = append(*h, x.(distItem)) }
-func (h *distHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
 }
