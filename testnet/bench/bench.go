@@ -145,8 +145,8 @@ type Options struct {
 	CrashFraction float64
 	// Loss, if positive, drops that fraction of the frames every host
 	// receives on its system's payload protocols, at random with a seeded
-	// generator per host (loss.go): 0.2 for the tree issue's fault. 0 is
-	// off.
+	// generator per host (loss.go, shape.Loss): 0.2 for the tree issue's
+	// fault. 0 is off.
 	Loss float64
 
 	// topology overrides the scale's topology (tests).
