@@ -70,8 +70,8 @@ func (d *Delay) Wrap(h host.Host) host.Host {
 
 // Wait stops new pumps and waits for the running ones: call it after the
 // wrapped hosts are closed (which ends every stream, and so every pump). A
-// stream first read after Wait reads without delay. Idempotent; a no-op for
-// a nil d.
+// stream first read after Wait fails with net.ErrClosed (its host is
+// closed). Idempotent; a no-op for a nil d.
 func (d *Delay) Wait() {
 	if d != nil {
 		d.pumps.closeAndWait()
@@ -160,7 +160,7 @@ func signal(c chan struct{}) {
 }
 
 // start starts the pump on the first Read. Once the Delay has stopped
-// (its hosts are closed), the stream reads without delay instead.
+// (its hosts are closed), it starts none and reads fail with net.ErrClosed.
 func (s *delayedStream) start() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

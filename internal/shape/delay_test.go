@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"sync"
 	"testing"
@@ -375,4 +376,17 @@ func TestDelayWrapsOpenedAndAcceptedStreamsByRemotePeer(t *testing.T) {
 	if NewDelay(func(peer.ID) time.Duration { return 0 }).delay(s) != s {
 		t.Error("a stream with no latency was wrapped")
 	}
+}
+
+// Once the delay has waited for its pumps (its hosts are closed), a stream
+// read for the first time starts none and fails.
+func TestDelayedStreamAfterWaitStartsNoPump(t *testing.T) {
+	d := NewDelay(func(peer.ID) time.Duration { return time.Second })
+	d.Wait()
+	s := newDelayedStream(newPipeStream(), time.Second, DelayBuffer, &d.pumps)
+	if _, err := s.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Read after Wait: %v, want net.ErrClosed", err)
+	}
+	_ = s.Close()
+	d.Wait() // idempotent
 }
