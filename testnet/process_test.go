@@ -26,11 +26,7 @@ import (
 // store is crash-tested by node/store).
 func TestCrashRestartProcesses(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "fabgossip")
-	build := exec.Command("go", "build", "-o", bin, "github.com/fabgossip/fabgossip/cmd/fabgossip")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildFabgossip(t, dir)
 
 	const blocks, restarts = 210, 3
 	o := DefaultProcessOptions()
@@ -150,4 +146,15 @@ func ledger(ctx context.Context, t *testing.T, c *admin.Client, ch string) []adm
 		}
 		out = append(out, list.Blocks...)
 	}
+}
+
+// buildFabgossip builds the fabgossip binary into dir and returns its path.
+func buildFabgossip(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "fabgossip")
+	build := exec.Command("go", "build", "-o", bin, "github.com/fabgossip/fabgossip/cmd/fabgossip")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }

@@ -30,7 +30,17 @@ type Report struct {
 	// publishers.
 	TotalBytesSent       uint64  `json:"total_bytes_sent"`
 	OverallAmplification float64 `json:"overall_amplification"`
-	DurationSeconds      float64 `json:"duration_seconds"`
+	// FramesDropped is the push frames the WAN profile's loss dropped, over
+	// all peers.
+	FramesDropped uint64 `json:"frames_dropped,omitempty"`
+	// DurationSeconds is the run's wall time, from generating the network
+	// to the report.
+	DurationSeconds float64 `json:"duration_seconds"`
+	// PeerCPUSeconds is the CPU time every peer process used (its
+	// process_cpu_seconds_total), Cores the machine's: above 70% of the
+	// cores over the run, latencies measure the scheduler, not the network.
+	PeerCPUSeconds float64 `json:"peer_cpu_seconds"`
+	Cores          int     `json:"cores"`
 	// Restarts are the kills and restarts of the restart scenario, and
 	// RestartProblems what the harness found wrong with them (a store that
 	// lost delivered blocks, a block delivered twice or skipped across a
@@ -77,14 +87,16 @@ type RestartChannelReport struct {
 
 // TopologyReport is the network the testnet ran.
 type TopologyReport struct {
-	Orgs        int               `json:"orgs"`
-	PeersPerOrg int               `json:"peers_per_org"`
-	External    int               `json:"external_per_org"`
-	Transport   string            `json:"transport"`
-	BlockSize   int               `json:"block_size"`
-	Blocks      int               `json:"blocks_per_channel"`
-	Rate        float64           `json:"rate_per_channel"`
-	Channels    []ChannelTopology `json:"channels"`
+	Orgs        int    `json:"orgs"`
+	PeersPerOrg int    `json:"peers_per_org"`
+	External    int    `json:"external_per_org"`
+	Transport   string `json:"transport"`
+	// WAN describes the WAN profile the peers ran under; empty: none.
+	WAN       string            `json:"wan,omitempty"`
+	BlockSize int               `json:"block_size"`
+	Blocks    int               `json:"blocks_per_channel"`
+	Rate      float64           `json:"rate_per_channel"`
+	Channels  []ChannelTopology `json:"channels"`
 }
 
 // ChannelTopology is one channel of the topology.
@@ -113,6 +125,14 @@ type ChannelReport struct {
 	// and its catch-up is reported in Restarts).
 	LatencyP50Ms float64 `json:"latency_p50_ms"`
 	LatencyP99Ms float64 `json:"latency_p99_ms"`
+	// FloorMs is, under a WAN profile, the least latency the channel can
+	// have (0 without one): the shortest path from the publisher to its
+	// farthest member through members, across orgs only between external
+	// peers, with the run's link latencies. P50OverFloor and P99OverFloor
+	// are LatencyP50Ms and LatencyP99Ms over it (T_full ÷ floor).
+	FloorMs      float64 `json:"floor_ms,omitempty"`
+	P50OverFloor float64 `json:"latency_p50_over_floor,omitempty"`
+	P99OverFloor float64 `json:"latency_p99_over_floor,omitempty"`
 	// Amplification is the block envelope bytes of this channel received by
 	// all peers (push and pull) per byte of block data delivered to an
 	// eligible peer other than the publisher; 1.0 is the floor, the envelope
@@ -138,17 +158,38 @@ func (c ChannelReport) OK() bool {
 
 // WriteTable writes the report as a table with a verdict line.
 func (r *Report) WriteTable(w io.Writer) {
+	wan := r.Topology.WAN != ""
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "channel\torgs\tpublisher\teligible\tblocks\tcoverage\tleaks\tlatency p50\tlatency p99\tbytes/delivered byte\tdup/block")
+	header := "channel\torgs\tpublisher\teligible\tblocks\tcoverage\tleaks\tlatency p50\tlatency p99\tbytes/delivered byte\tdup/block"
+	if wan {
+		header += "\tfloor\tp50 ÷ floor\tp99 ÷ floor"
+	}
+	fmt.Fprintln(tw, header)
 	for i, c := range r.Channels {
 		t := r.Topology.Channels[i]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%s\t%.2f\t%.2f\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%s\t%.2f\t%.2f",
 			c.Name, strings.Join(t.Orgs, ","), t.Publisher, c.EligiblePeers, c.Published,
 			fmtPercent(c.Coverage), c.Leaks, fmtMs(c.LatencyP50Ms), fmtMs(c.LatencyP99Ms), c.Amplification, c.DuplicatesPerBlock)
+		if wan {
+			fmt.Fprintf(tw, "\t%s\t%.2f\t%.2f", fmtMs(c.FloorMs), c.P50OverFloor, c.P99OverFloor)
+		}
+		fmt.Fprintln(tw)
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "all traffic (blocks, StateInfo, alive, pull, hello): %s sent, %.2f bytes per delivered byte; %.1fs\n",
 		fmtBytes(r.TotalBytesSent), r.OverallAmplification, r.DurationSeconds)
+	if r.Cores > 0 && r.DurationSeconds > 0 {
+		util := r.PeerCPUSeconds / r.DurationSeconds / float64(r.Cores)
+		warn := ""
+		if util > 0.7 {
+			warn = " ⚠ above 70%: the latencies measure the scheduler as much as the network"
+		}
+		fmt.Fprintf(w, "peer processes used %.1f CPU s in %.1fs: %.0f%% of %d cores%s\n", r.PeerCPUSeconds, r.DurationSeconds, 100*util, r.Cores, warn)
+	}
+	if wan {
+		fmt.Fprintf(w, "WAN profile: %s; %d push frames dropped; latency is T_full (publish to the last eligible delivery), floor the shortest path through eligible relays\n",
+			r.Topology.WAN, r.FramesDropped)
+	}
 	for _, rr := range r.Restarts {
 		fmt.Fprintf(w, "restart: %s killed (SIGKILL) at %.1fs, restarted at %.1fs, up in %.0fms\n",
 			rr.Peer, rr.KilledAtSeconds, rr.RestartedAtSeconds, rr.UpAfterMs)
@@ -248,6 +289,8 @@ type peerMetrics struct {
 	blockBytes     map[string]float64 // channel
 	accepted       map[string]float64 // channel, from the network (push and pull)
 	bytesSent      float64            // every fabgossip protocol
+	framesDropped  float64            // by the WAN profile's loss
+	cpuSeconds     float64            // the process's CPU time
 }
 
 func newPeerMetrics() peerMetrics {
@@ -264,6 +307,8 @@ func (m *peerMetrics) add(o peerMetrics) {
 		}
 	}
 	m.bytesSent += o.bytesSent
+	m.framesDropped += o.framesDropped
+	m.cpuSeconds += o.cpuSeconds
 }
 
 // parseMetrics reads the Prometheus text a peer's /metrics served.
@@ -282,6 +327,12 @@ func parseMetrics(text []byte) (peerMetrics, error) {
 	}
 	for _, v := range byLabel(fams["fabgossip_transport_bytes_sent_total"], "protocol", nil) {
 		m.bytesSent += v
+	}
+	for _, v := range byLabel(fams["fabgossip_testnet_frames_dropped_total"], "", nil) {
+		m.framesDropped += v
+	}
+	for _, v := range byLabel(fams["process_cpu_seconds_total"], "", nil) {
+		m.cpuSeconds += v
 	}
 	return m, nil
 }

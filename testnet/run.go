@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/fabgossip/fabgossip/internal/shape"
 	"github.com/fabgossip/fabgossip/node/peerconfig"
 )
 
@@ -58,6 +58,10 @@ type ProcessOptions struct {
 	Command []string
 	// Seed makes the block data reproducible.
 	Seed uint64
+	// WAN, when set, shapes every peer like a host on a wide-area network
+	// (wan.go): per-link latency, an egress limit, loss of push frames. The
+	// report then gives each channel's floor and T_full over it.
+	WAN *WANOptions
 	// Restarts is how often one peer that publishes nothing is killed with
 	// SIGKILL mid-stream and started again from its config and data
 	// directory (0: never). The stream is cut in 2*Restarts+1 equal parts;
@@ -120,6 +124,9 @@ func (o ProcessOptions) Validate() error {
 	if o.Restarts < 0 {
 		bad("restarts", o.Restarts, "0 or more")
 	}
+	if o.WAN != nil {
+		o.WAN.validate(bad)
+	}
 	if o.Restarts > 0 && o.Blocks < 2*o.Restarts+1 {
 		bad("count", o.Blocks, fmt.Sprintf("at least %d to kill and restart a peer %d time(s) mid-stream", 2*o.Restarts+1, o.Restarts))
 	}
@@ -174,6 +181,9 @@ func RunProcesses(ctx context.Context, o ProcessOptions) (*Report, error) {
 
 	fmt.Fprintf(o.Out, "testnet: %d orgs x %d peers (%d external each), %d channels, %d blocks of %d B per channel at %g/s over %s, in %s\n",
 		o.Orgs, o.PeersPerOrg, o.External, o.Channels, o.Blocks, o.BlockSize, o.Rate, r.transport(), dir)
+	if w := r.wanText(); w != "" {
+		fmt.Fprintf(o.Out, "testnet: WAN profile: %s\n", w)
+	}
 	if r.victim >= 0 {
 		fmt.Fprintf(o.Out, "testnet: %s will be killed (SIGKILL) and restarted %d time(s), first killed after %d blocks per channel and restarted after %d\n",
 			r.peers[r.victim].Name, o.Restarts, restartStepAt(0, o.Restarts, o.Blocks), restartStepAt(1, o.Restarts, o.Blocks))
@@ -257,6 +267,10 @@ type run struct {
 	fromStore       bool
 	lostMetrics     peerMetrics
 
+	// lat is the WAN profile's link latencies (by peer index), as every
+	// peer draws them from the shaping plan; nil without a WAN profile.
+	lat *shape.Latencies
+
 	mu        sync.Mutex
 	published []map[uint64]sighting   // per channel: block number -> publish time and hash
 	delivered [][]map[uint64]sighting // per channel, per process: block number -> delivery time and hash
@@ -296,12 +310,20 @@ func (r *run) generate() error {
 		c.Listen = []string{listen}
 		c.Admin.Address = "127.0.0.1:0"
 		c.Gossip.Preset = peerconfig.PresetLocal
+		if r.o.WAN != nil {
+			c.Testnet.Shaping = shapingPath()
+		}
 	}
 	peers, err := peerconfig.WriteLayout(r.dir, layout)
 	if err != nil {
 		return err
 	}
 	r.peers = peers
+	if r.o.WAN != nil {
+		if err := r.writeShaping(); err != nil {
+			return err
+		}
+	}
 	r.exits = make(chan *process, len(peers)+r.o.Restarts)
 	for k, c := range chans {
 		r.channels = append(r.channels, ChannelTopology{Name: c.Name, Orgs: c.Orgs, Publisher: r.peerAt(c.Publishers[0], publisherK(k, r.o.PeersPerOrg)).Name})
@@ -546,47 +568,4 @@ func (r *run) disseminate(ctx context.Context) error {
 			}
 		}
 	}
-}
-
-// publishAll publishes o.Blocks blocks on each channel concurrently, one
-// every 1/Rate seconds per channel, channel k through pubs[k].
-func (r *run) publishAll(ctx context.Context, pubs []*process) error {
-	g, ctx := errgroup.WithContext(ctx)
-	for k, ch := range r.channels {
-		pub := pubs[k]
-		g.Go(func() error {
-			rng := rand.NewChaCha8(seedBytes(r.o.Seed + uint64(k)))
-			t := time.NewTicker(time.Duration(float64(time.Second) / r.o.Rate))
-			defer t.Stop()
-			for i := range r.o.Blocks {
-				data := make([]byte, r.o.BlockSize)
-				_, _ = rng.Read(data)
-				res, err := pub.client.Publish(ctx, ch.Name, data)
-				if err != nil {
-					return fmt.Errorf("publishing block %d of %s on %s: %w", i, ch.Name, pub.peer.Name, err)
-				}
-				r.mu.Lock()
-				r.published[k][res.Number] = sighting{at: res.PublishedAt, hash: res.Hash}
-				r.mu.Unlock()
-				if i+1 < r.o.Blocks {
-					select {
-					case <-ctx.Done():
-						return ctx.Err()
-					case <-t.C:
-					}
-				}
-			}
-			return nil
-		})
-	}
-	return g.Wait()
-}
-
-func seedBytes(seed uint64) [32]byte {
-	var b [32]byte
-	for i := range 8 {
-		b[i] = byte(seed >> (8 * i))
-	}
-	b[31] = 0xfa
-	return b
 }

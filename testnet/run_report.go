@@ -3,6 +3,7 @@ package testnet
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -103,10 +104,11 @@ func (r *run) report(ctx context.Context) (*Report, error) {
 	rep := &Report{
 		Command: r.o.Command,
 		Topology: TopologyReport{
-			Orgs: r.o.Orgs, PeersPerOrg: r.o.PeersPerOrg, External: r.o.External, Transport: r.transport(),
+			Orgs: r.o.Orgs, PeersPerOrg: r.o.PeersPerOrg, External: r.o.External, Transport: r.transport(), WAN: r.wanText(),
 			BlockSize: r.o.BlockSize, Blocks: r.o.Blocks, Rate: r.o.Rate, Channels: r.channels,
 		},
 		DurationSeconds: time.Since(r.start).Seconds(),
+		Cores:           runtime.NumCPU(),
 		Passed:          true,
 	}
 	r.mu.Lock()
@@ -162,6 +164,10 @@ func (r *run) report(ctx context.Context) (*Report, error) {
 		}
 		c.Coverage = float64(c.Delivered) / float64(c.Expected)
 		c.LatencyP50Ms, c.LatencyP99Ms = percentile(latencies, 0.50), percentile(latencies, 0.99)
+		if f := r.floor(k); f > 0 && len(latencies) > 0 {
+			c.FloorMs = float64(f) / float64(time.Millisecond)
+			c.P50OverFloor, c.P99OverFloor = c.LatencyP50Ms/c.FloorMs, c.LatencyP99Ms/c.FloorMs
+		}
 		receivers := float64(c.EligiblePeers-1) * float64(c.Published)
 		if receivers > 0 {
 			c.Amplification = bytes / (receivers * float64(r.o.BlockSize))
@@ -175,6 +181,8 @@ func (r *run) report(ctx context.Context) (*Report, error) {
 	}
 	for _, m := range metrics {
 		rep.TotalBytesSent += uint64(m.bytesSent)
+		rep.FramesDropped += uint64(m.framesDropped)
+		rep.PeerCPUSeconds += m.cpuSeconds
 	}
 	rep.Restarts = r.restartReports()
 	rep.RestartProblems = r.restartProblems

@@ -97,6 +97,7 @@ func TestUserErrors(t *testing.T) {
 		{"publish without data", []string{"publish", "--channel", "ch0"}, 2, []string{"--data", "--file"}},
 		{"missing token file", []string{"status", "--token-file", filepath.Join(dir, "token")}, 1, []string{"token file"}},
 		{"testnet out of range", []string{"testnet", "--orgs", "0"}, 2, []string{"orgs = 0"}},
+		{"testnet WAN loss out of range", []string{"testnet", "--wan-loss", "1"}, 2, []string{"wan-loss = 1"}},
 		{"testnet restart without a spare peer", []string{"testnet", "--restart", "--orgs", "1", "--peers", "1", "--external", "0", "--channels", "1"}, 2, []string{"publishes nothing"}},
 		{"ca issue bad peer ID", []string{"ca", "issue", "--ca", "x", "--network", "y", "--org", "o", "--peer", "notapeer", "--out", "z"}, 2, []string{`--peer "notapeer"`}},
 		{"network init bad channel", []string{"network", "init", "--dir", filepath.Join(dir, "n1"), "--channel", "ch0"}, 2, []string{"NAME=ORG"}},

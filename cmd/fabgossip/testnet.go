@@ -29,6 +29,10 @@ func runTestnet(ctx context.Context, e *env, args []string) error {
 	timeout := fs.Duration("timeout", d.DeliveryTimeout, "after the last publish, how long to wait for every eligible peer to deliver every block")
 	startTimeout := fs.Duration("start-timeout", d.StartTimeout, "how long peers have to start and see each other")
 	logLevel := fs.String("log-level", d.LogLevel, "the peers' log level (logs are peer.log in each peer's directory)")
+	wanDefault := testnet.DefaultWANOptions()
+	wan := fs.Bool("wan", false, "shape every peer like a host on a WAN, inside its process: one-way latency 2ms inside an org and 25ms between orgs (±20% per link, from the seed), an egress limit per peer (--wan-egress-mbps) and push frame loss (--wan-loss); the report adds each channel's floor and latency ÷ floor")
+	wanEgress := fs.Float64("wan-egress-mbps", wanDefault.EgressMbps, "with --wan, every peer's egress limit in Mbit/s (0: none); setting it implies --wan")
+	wanLoss := fs.Float64("wan-loss", wanDefault.Loss, "with --wan, the probability that a peer drops a push frame it receives (pull and hello are never dropped); setting it implies --wan")
 	restart := fs.Bool("restart", false, "kill (SIGKILL) a peer that publishes nothing after a third of the blocks and restart it from its data directory after two thirds; it must still deliver every block, none twice")
 	h := help{
 		usage: "fabgossip testnet [flags]",
@@ -42,12 +46,20 @@ func runTestnet(ctx context.Context, e *env, args []string) error {
 			"With --restart one peer is crashed mid-run and restarted: while it is down the\n" +
 			"testnet opens its store to check it holds every block the peer delivered, and\n" +
 			"after the restart the peer must resume there and deliver every block, none\n" +
-			"twice. The report says which peer, when, and how fast it caught up.",
+			"twice. The report says which peer, when, and how fast it caught up.\n" +
+			"\n" +
+			"With --wan every peer process shapes its own gossip streams (the kernel needs\n" +
+			"no netem): the benchmark's per-link latency, an egress limit per peer and,\n" +
+			"with --wan-loss, random loss of whole push frames. The report puts each\n" +
+			"channel's publish-to-last-delivery latency (T_full) next to its floor, the\n" +
+			"shortest path from the publisher through eligible relays.",
 		example: "fabgossip testnet\n" +
 			"fabgossip testnet --orgs 2 --peers 3 --external 1 --count 50 --json report.json\n" +
 			"fabgossip testnet --quic --keep\n" +
 			"fabgossip testnet --keep --prometheus prometheus.yml   # then: prometheus --config.file prometheus.yml\n" +
-			"fabgossip testnet --restart",
+			"fabgossip testnet --restart\n" +
+			"fabgossip testnet --wan --orgs 5 --peers 4\n" +
+			"fabgossip testnet --wan --orgs 5 --peers 4 --wan-loss 0.05",
 	}
 	if err := parseFlags(e, name, fs, h, args, false); err != nil {
 		return err
@@ -59,6 +71,9 @@ func runTestnet(ctx context.Context, e *env, args []string) error {
 	o.DeliveryTimeout, o.StartTimeout, o.LogLevel = *timeout, *startTimeout, *logLevel
 	if *restart {
 		o.Restarts = 1
+	}
+	if *wan || flagSet(fs, "wan-egress-mbps") || flagSet(fs, "wan-loss") {
+		o.WAN = &testnet.WANOptions{EgressMbps: *wanEgress, Loss: *wanLoss}
 	}
 	o.Out, o.Live = e.stdout, isTerminal(e.stdout)
 	o.Command = append([]string{"fabgossip", name}, args...)

@@ -89,6 +89,11 @@ type Config struct {
 	Log    LogConfig    `yaml:"log"`
 	Gossip GossipConfig `yaml:"gossip"`
 
+	// Testnet is for `fabgossip testnet` only, never for a real network:
+	// the test equipment the testnet switches on in the peers it generates.
+	// A real peer leaves it out, and nothing in it is on by default.
+	Testnet TestnetConfig `yaml:"testnet,omitempty"`
+
 	// Dir resolves relative paths (Load sets it to the file's directory);
 	// File names the config in error messages. Neither is in the file.
 	Dir  string `yaml:"-"`
@@ -105,6 +110,17 @@ type AdminConfig struct {
 	// TokenFile, when set, holds the bearer token every request but
 	// /healthz must carry (surrounding white space is ignored).
 	TokenFile string `yaml:"token_file,omitempty"`
+}
+
+// TestnetConfig is the testnet section of a peer config: for the process
+// testnet (`fabgossip testnet --wan`) only.
+type TestnetConfig struct {
+	// Shaping is the path of a shaping plan (internal/shape.Plan, JSON) that
+	// the testnet writes: the streams of the peer's gossip node (hello, push,
+	// pull) get the plan's one-way latency to each remote peer, its egress
+	// limit, and loss of push frames on receipt, so that peers on loopback
+	// behave like peers on a WAN. Empty: no shaping.
+	Shaping string `yaml:"shaping,omitempty"`
 }
 
 // LogConfig is the peer's logging.

@@ -121,6 +121,9 @@ gossip:
 	if nc2, _ := back.NodeConfig(); nc2 != nc {
 		t.Errorf("round trip changed the node config: %+v", nc2)
 	}
+	if strings.Contains(string(data), "testnet") {
+		t.Errorf("a config without shaping wrote a testnet section:\n%s", data)
+	}
 	if !strings.Contains(string(data), "data_dir: data\n") || back.DataDir != "data" {
 		t.Errorf("data_dir not written or not read back (%q):\n%s", back.DataDir, data)
 	}
@@ -205,6 +208,7 @@ func TestNewErrors(t *testing.T) {
 			c.Channels = []string{"ch1"}
 		}, `org "org2" is not a member of channel "ch1"`},
 		{"missing token file", func(c *peerconfig.Config) { c.Admin.TokenFile = "token" }, "admin token file"},
+		{"missing shaping plan", func(c *peerconfig.Config) { c.Testnet.Shaping = "nope.json" }, "testnet.shaping: shaping plan: open"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -33,6 +33,8 @@
 //	                                # or local (one machine; the store does not fsync)
 //	  pull_interval: 4s             # any node.Config field, in snake case
 //	  dissemination: tree           # tree (eager tree, lazy digests) or fabric (Fabric's random push)
+//	testnet:                        # for `fabgossip testnet` only; a real peer leaves it out
+//	  shaping: ../../shaping.json   # the WAN shaping plan the testnet writes (internal/shape)
 //
 // The data directory holds blocks.db, the peer's block store (node/store):
 // every block it delivered, the channels it joined, its ledger heights. A

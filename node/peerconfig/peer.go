@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/fabgossip/fabgossip/internal/shape"
 	"github.com/fabgossip/fabgossip/node"
 	"github.com/fabgossip/fabgossip/node/admin"
 	"github.com/fabgossip/fabgossip/node/discovery"
@@ -41,6 +43,7 @@ type Peer struct {
 	reg      *prometheus.Registry
 	rec      *admin.Recorder
 	host     *p2phost.Host
+	shaped   *shape.Host // the host the node runs on when Testnet.Shaping is set; nil otherwise
 	node     *node.Node
 	disc     *discovery.Discovery
 	api      *admin.API
@@ -186,6 +189,10 @@ func (p *Peer) build(key crypto.PrivKey, cert *wire.Certificate, token string, n
 	if err != nil {
 		return fmt.Errorf("libp2p host: %w", err)
 	}
+	nodeHost, err := p.shape()
+	if err != nil {
+		return errors.Join(err, p.host.Close())
+	}
 	nodeOpts := append([]node.Option{
 		node.WithLogger(p.log),
 		node.WithRegisterer(p.reg),
@@ -196,11 +203,11 @@ func (p *Peer) build(key crypto.PrivKey, cert *wire.Certificate, token string, n
 		node.WithStore(st),
 	}, o.nodeOpts...)
 	id := node.Identity{Network: p.net, Key: key, Certificate: cert, External: cfg.External}
-	if p.node, err = node.New(id, p.host, nodeCfg, nodeOpts...); err != nil {
-		return errors.Join(err, p.host.Close())
+	if p.node, err = node.New(id, nodeHost, nodeCfg, nodeOpts...); err != nil {
+		return errors.Join(err, p.closeHost())
 	}
 	if p.disc, err = discovery.New(p.host, cfg.DiscoveryConfig(p.net.Name()), discovery.WithLogger(p.log)); err != nil {
-		return errors.Join(err, p.node.Close(), p.host.Close())
+		return errors.Join(err, p.node.Close(), p.closeHost())
 	}
 	p.api, err = admin.New(p.node, p.net, p.rec,
 		admin.WithToken(token),
@@ -209,12 +216,49 @@ func (p *Peer) build(key crypto.PrivKey, cert *wire.Certificate, token string, n
 		admin.WithMaxBlockBytes(nodeCfg.MaxBlockBytes),
 		admin.WithLogger(p.log))
 	if err != nil {
-		return errors.Join(err, p.disc.Close(), p.node.Close(), p.host.Close())
+		return errors.Join(err, p.disc.Close(), p.node.Close(), p.closeHost())
 	}
 	if token == "" && cfg.Admin.Address != "" && !isLoopback(cfg.Admin.Address) {
 		p.log.Warn("admin API listens beyond loopback without a token; anyone who reaches it can publish", "address", cfg.Admin.Address)
 	}
 	return nil
+}
+
+// shape returns the host the node runs on: the libp2p host, or, when the
+// config's testnet section names a shaping plan, that host shaped as the
+// plan says (for the testnet only). Frames the plan's loss drops are counted
+// in fabgossip_testnet_frames_dropped_total.
+func (p *Peer) shape() (host.Host, error) {
+	path := p.cfg.Testnet.Shaping
+	if path == "" {
+		return p.host, nil
+	}
+	plan, err := shape.LoadPlan(p.cfg.Path(path))
+	if err != nil {
+		return nil, fmt.Errorf("testnet.shaping: %w", err)
+	}
+	dropped := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fabgossip_testnet_frames_dropped_total",
+		Help: "Push frames the testnet's shaping (testnet.shaping in the peer config) dropped on receipt.",
+	})
+	if err := p.reg.Register(dropped); err != nil {
+		return nil, err
+	}
+	if p.shaped, err = shape.New(p.host, plan, dropped.Inc); err != nil {
+		return nil, fmt.Errorf("testnet.shaping %s: %w", p.cfg.Path(path), err)
+	}
+	p.log.Warn("testnet shaping on: this peer's gossip streams are slowed and lossy on purpose; not for a real network",
+		"plan", p.cfg.Path(path), "shaping", p.shaped.String())
+	return p.shaped, nil
+}
+
+// closeHost closes the host, through its shaping when there is one (which
+// then also waits for the shaping's goroutines).
+func (p *Peer) closeHost() error {
+	if p.shaped != nil {
+		return p.shaped.Close()
+	}
+	return p.host.Close()
 }
 
 // checkIdentity checks that key, cert and net belong together and returns
@@ -356,7 +400,7 @@ func (p *Peer) Close() error {
 	if p.srv != nil {
 		errs = append(errs, p.srv.Close())
 	}
-	errs = append(errs, p.node.Close(), p.host.Close())
+	errs = append(errs, p.node.Close(), p.closeHost())
 	if p.store != nil {
 		errs = append(errs, p.store.Close())
 	}

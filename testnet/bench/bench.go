@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fabgossip/fabgossip/internal/shape"
 	"github.com/fabgossip/fabgossip/node"
 	"github.com/fabgossip/fabgossip/testnet"
 )
@@ -144,8 +145,8 @@ type Options struct {
 	CrashFraction float64
 	// Loss, if positive, drops that fraction of the frames every host
 	// receives on its system's payload protocols, at random with a seeded
-	// generator per host (loss.go): 0.2 for the tree issue's fault. 0 is
-	// off.
+	// generator per host (loss.go, shape.Loss): 0.2 for the tree issue's
+	// fault. 0 is off.
 	Loss float64
 
 	// topology overrides the scale's topology (tests).
@@ -360,7 +361,7 @@ type sut interface {
 // runEnv is what a system needs to build itself.
 type runEnv struct {
 	l        *layout
-	lat      *latencies
+	lat      *shape.Latencies
 	rec      *recorder
 	size     int
 	seed     uint64

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/fabgossip/fabgossip/internal/shape"
 	"github.com/fabgossip/fabgossip/transport/wire"
 )
 
@@ -159,16 +160,14 @@ func TestFloorCrossesOrgsOnlyBetweenExternalPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.external = []bool{true, false, false, true, false, false}
-	lat := &latencies{n: 6, d: make([]time.Duration, 49)}
+	lat := shape.NewZeroLatencies(7)
 	for i := range 7 {
-		for j := range 7 {
+		for j := i + 1; j < 7; j++ {
 			d := 25 * time.Millisecond
-			if i < 6 && j < 6 && l.org[i] == l.org[j] {
+			if j < 6 && l.org[i] == l.org[j] {
 				d = 2 * time.Millisecond
 			}
-			if i != j {
-				lat.d[i*7+j] = d
-			}
+			lat.Set(i, j, d)
 		}
 	}
 	// The door into org1 is peer 3: 25 ms, then 2 ms to its org mates.

@@ -53,7 +53,7 @@ func newFabgossip(ctx context.Context, env *runEnv, cfg node.Config, cfgName str
 			t := &fabTracer{rec: env.rec, idx: p.Index, org: l.org[p.Index], chIndex: chIndex, macs: macs}
 			return []node.Option{node.WithTracer(t), node.WithTransportTracer(&fabBytes{rec: env.rec, idx: p.Index})}
 		},
-		Latency:  env.lat.between,
+		Latency:  env.lat.Between,
 		Hosts:    net.clusterHosts(),
 		WrapHost: net.clusterWrap(),
 	})

@@ -9,13 +9,15 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/fabgossip/fabgossip/internal/shape"
 )
 
 // newMocknet builds the hosts the GossipSub and direct systems run on: one
 // per peer of the layout (Ed25519 keys, as fabgossip's), plus the outsider
 // at index l.peers() when outsider is set, every pair linked with the
 // latencies of lat, none connected.
-func newMocknet(l *layout, lat *latencies, seed uint64, outsider bool) (mocknet.Mocknet, []host.Host, error) {
+func newMocknet(l *layout, lat *shape.Latencies, seed uint64, outsider bool) (mocknet.Mocknet, []host.Host, error) {
 	n := l.peers()
 	if outsider {
 		n++
@@ -38,7 +40,7 @@ func newMocknet(l *layout, lat *latencies, seed uint64, outsider bool) (mocknet.
 			if err != nil {
 				return nil, nil, errors.Join(err, mn.Close())
 			}
-			lk.SetOptions(mocknet.LinkOptions{Latency: lat.between(i, j)})
+			lk.SetOptions(mocknet.LinkOptions{Latency: lat.Between(i, j)})
 		}
 	}
 	return mn, hosts, nil

@@ -5,13 +5,13 @@ import (
 	crand "crypto/rand"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
+	"github.com/fabgossip/fabgossip/internal/shape"
 	"github.com/fabgossip/fabgossip/testnet"
 )
 
@@ -58,9 +58,9 @@ func networkText(network string, egressMbps, loss float64) string {
 	if network == NetworkTCP {
 		s = "real loopback TCP, no emulated latency"
 	}
-	s += ", " + newEgress(egressMbps).String()
+	s += ", " + shape.NewEgress(egressMbps).String()
 	if loss > 0 {
-		s += ", " + newLoss(loss, 0).String()
+		s += ", " + lossText(loss)
 	}
 	return s
 }
@@ -71,8 +71,7 @@ func networkText(network string, egressMbps, loss float64) string {
 func (env *runEnv) setNetwork(o Options) {
 	env.network, env.egressMbps, env.loss = o.Network, o.EgressMbps, o.Loss
 	if o.Network == NetworkTCP {
-		n := env.l.peers()
-		env.lat = &latencies{n: n, d: make([]time.Duration, (n+1)*(n+1))}
+		env.lat = shape.NewZeroLatencies(env.l.peers() + 1)
 	}
 }
 
@@ -92,8 +91,8 @@ func overFloor(x Result) string {
 // when there is one.
 type sysNet struct {
 	tcp bool
-	eg  *egress // nil: no limit
-	ls  *loss   // nil: no frame loss
+	eg  *shape.Egress // nil: no limit
+	ls  *shape.Loss   // nil: no frame loss
 	// mn is the mocknet the hosts are on (nil over TCP); closeMN says this
 	// sysNet built it (a testnet.Cluster closes its own).
 	mn      mocknet.Mocknet
@@ -103,16 +102,12 @@ type sysNet struct {
 }
 
 func newSysNet(env *runEnv) *sysNet {
-	n := &sysNet{tcp: env.network == NetworkTCP, eg: newEgress(env.egressMbps), ls: newLoss(env.loss, env.seed)}
-	if n.ls != nil {
-		n.ls.rec = env.rec
-	}
-	return n
+	return &sysNet{tcp: env.network == NetworkTCP, eg: shape.NewEgress(env.egressMbps), ls: newLoss(env.loss, env.seed, env.rec)}
 }
 
 // wrap applies the run's egress limit and frame loss to the host of layout
 // index i.
-func (n *sysNet) wrap(i int, h host.Host) host.Host { return n.ls.wrap(i, n.eg.wrap(h)) }
+func (n *sysNet) wrap(i int, h host.Host) host.Host { return n.ls.Wrap(i, n.eg.Wrap(h)) }
 
 // peerHosts builds the hosts of the GossipSub and direct systems: one per
 // peer of the layout, plus the outsider at index l.peers() when outsider is
@@ -177,13 +172,13 @@ func (n *sysNet) clusterWrap() func(int, host.Host) host.Host {
 // fabOutsider builds the fabgossip systems' outsider host (no org, no
 // certificate): on the cluster's mocknet, linked to every peer with the
 // latencies of lat (the outsider is index l.peers()), or a loopback host.
-func (n *sysNet) fabOutsider(c *testnet.Cluster, lat *latencies) (host.Host, error) {
+func (n *sysNet) fabOutsider(c *testnet.Cluster, lat *shape.Latencies) (host.Host, error) {
 	if c.Mocknet == nil {
 		key, _, err := crypto.GenerateEd25519Key(crand.Reader)
 		if err != nil {
 			return nil, err
 		}
-		return n.loopback(lat.n, key)
+		return n.loopback(outsiderIndex(lat), key)
 	}
 	n.mn = c.Mocknet
 	h, err := c.Mocknet.GenPeer()
@@ -195,9 +190,9 @@ func (n *sysNet) fabOutsider(c *testnet.Cluster, lat *latencies) (host.Host, err
 		if err != nil {
 			return nil, err
 		}
-		lk.SetOptions(mocknet.LinkOptions{Latency: lat.between(lat.n, i)})
+		lk.SetOptions(mocknet.LinkOptions{Latency: lat.Between(outsiderIndex(lat), i)})
 	}
-	return n.wrap(lat.n, h), nil
+	return n.wrap(outsiderIndex(lat), h), nil
 }
 
 // connect connects host a to host b: through the mocknet, or by dialling b's
@@ -212,7 +207,7 @@ func (n *sysNet) connect(ctx context.Context, a, b host.Host) error {
 
 // stop makes every write waiting for egress tokens give up; close calls it
 // first, and a system whose hosts someone else closes calls it before.
-func (n *sysNet) stop() { n.eg.stop() }
+func (n *sysNet) stop() { n.eg.Stop() }
 
 // close stops the egress limiter, then closes the hosts and the mocknet n
 // built. It is idempotent.

@@ -1,13 +1,11 @@
 package bench
 
 import (
-	"container/heap"
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"slices"
 	"time"
 
+	"github.com/fabgossip/fabgossip/internal/shape"
 	"github.com/fabgossip/fabgossip/node/identity"
 	"github.com/fabgossip/fabgossip/testnet"
 )
@@ -24,11 +22,12 @@ const (
 // than one door.
 const ExternalPerOrg = 2
 
-// Latency profile (headline): one-way, drawn once per link within ±20%.
+// Latency profile (headline): one-way, drawn once per link within ±20%
+// (shape's profile, which the process testnet's --wan uses too).
 const (
-	IntraOrgLatency = 2 * time.Millisecond
-	InterOrgLatency = 25 * time.Millisecond
-	LatencyJitter   = 0.20
+	IntraOrgLatency = shape.IntraOrgLatency
+	InterOrgLatency = shape.InterOrgLatency
+	LatencyJitter   = shape.LatencyJitter
 )
 
 // ScaleTopology returns the network of a scale: S is 5 orgs × 10 peers with
@@ -142,89 +141,26 @@ func (l *layout) memberships() int {
 	return n
 }
 
-// latencies is the one-way latency of every link, symmetric, drawn once per
-// link from the seed. Index n (one past the last peer) is the outsider host,
-// which is treated as another org.
-type latencies struct {
-	n int
-	d []time.Duration // (n+1)×(n+1)
+// newLatencies draws the one-way latency of every link of l from seed
+// (shape.NewLatencies with the benchmark's profile). Index l.peers(), one
+// past the last peer, is the outsider host, in no org.
+func newLatencies(l *layout, seed uint64) *shape.Latencies {
+	return shape.NewLatencies(append(slices.Clone(l.org), -1), shape.DefaultProfile(), seed)
 }
 
-func newLatencies(l *layout, seed uint64) *latencies {
-	n := l.peers()
-	lat := &latencies{n: n, d: make([]time.Duration, (n+1)*(n+1))}
-	rng := rand.New(rand.NewPCG(seed, 0x6c6174)) // "lat"
-	for i := 0; i <= n; i++ {
-		for j := i + 1; j <= n; j++ {
-			base := InterOrgLatency
-			if j < n && l.org[i] == l.org[j] {
-				base = IntraOrgLatency
-			}
-			f := 1 + LatencyJitter*(2*rng.Float64()-1)
-			d := time.Duration(float64(base) * f)
-			lat.d[i*(n+1)+j], lat.d[j*(n+1)+i] = d, d
-		}
-	}
-	return lat
-}
-
-// between returns the one-way latency of the link i–j (n is the outsider).
-func (lat *latencies) between(i, j int) time.Duration { return lat.d[i*(lat.n+1)+j] }
+// outsiderIndex is the outsider's index in lat: the last.
+func outsiderIndex(lat *shape.Latencies) int { return lat.Len() - 1 }
 
 // floor returns, for channel c, the shortest-path latency from its
 // publisher to its farthest member through relays that may carry the block:
 // members only, and, when crossOnlyExternal, an org boundary crossed only
 // between two external peers (fabgossip's rule). Without the restriction it
 // is the floor for any member-only relay scheme.
-func (l *layout) floor(lat *latencies, c int, crossOnlyExternal bool) time.Duration {
+func (l *layout) floor(lat *shape.Latencies, c int, crossOnlyExternal bool) time.Duration {
 	ch := l.channels[c]
-	dist := make(map[int]time.Duration, len(ch.members))
-	for _, m := range ch.members {
-		dist[m] = time.Duration(math.MaxInt64)
+	var hop func(a, b int) bool
+	if crossOnlyExternal {
+		hop = func(a, b int) bool { return l.org[a] == l.org[b] || (l.external[a] && l.external[b]) }
 	}
-	dist[ch.publisher] = 0
-	pq := &distHeap{{ch.publisher, 0}}
-	done := map[int]bool{}
-	for pq.Len() > 0 {
-		cur := heap.Pop(pq).(distItem)
-		if done[cur.peer] {
-			continue
-		}
-		done[cur.peer] = true
-		for _, v := range ch.members {
-			if done[v] {
-				continue
-			}
-			if crossOnlyExternal && l.org[v] != l.org[cur.peer] && !(l.external[v] && l.external[cur.peer]) {
-				continue
-			}
-			if d := cur.d + lat.between(cur.peer, v); d < dist[v] {
-				dist[v] = d
-				heap.Push(pq, distItem{v, d})
-			}
-		}
-	}
-	var worst time.Duration
-	for _, d := range dist {
-		worst = max(worst, d)
-	}
-	return worst
-}
-
-type distItem struct {
-	peer int
-	d    time.Duration
-}
-
-type distHeap []distItem
-
-func (h distHeap) Len() int           { return len(h) }
-func (h distHeap) Less(i, j int) bool { return h[i].d < h[j].d }
-func (h distHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *distHeap) Push(x any)        { *h = append(*h, x.(distItem)) }
-func (h *distHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+	return shape.Floor(lat, ch.publisher, ch.members, hop)
 }

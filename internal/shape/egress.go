@@ -1,4 +1,4 @@
-package bench
+package shape
 
 import (
 	"context"
@@ -15,76 +15,77 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// egressBurst is the token bucket's depth, and the largest chunk a limited
+// EgressBurst is the token bucket's depth, and the largest chunk a limited
 // stream writes at once: 16 KiB, 1.3 ms of line time at 100 Mbit/s, so a
 // block leaves at the line rate and not in one free burst.
-const egressBurst = 16 << 10
+const EgressBurst = 16 << 10
 
-// errEgressStopped is what a Write waiting for tokens returns once the
-// system that owns the limiter is closing.
-var errEgressStopped = errors.New("bench: egress limiter stopped")
+// ErrEgressStopped is what a Write waiting for tokens returns once the
+// limiter is stopped (its owner is closing).
+var ErrEgressStopped = errors.New("shape: egress limiter stopped")
 
 // errWriteClosed is what a Write waiting for tokens returns when its stream
 // is closed for writing meanwhile.
-var errWriteClosed = errors.New("bench: stream closed while its write waited for egress tokens")
+var errWriteClosed = errors.New("shape: stream closed while its write waited for egress tokens")
 
-// egress is the per-host egress limit of one system's run (Options.
-// EgressMbps): every host it wraps gets a token bucket of its own, shared by
-// all the streams the host opens or accepts. A nil *egress limits nothing.
-type egress struct {
+// Egress is a per-host egress limit: every host it wraps gets a token
+// bucket of its own, shared by all the streams the host opens or accepts. A
+// nil *Egress limits nothing.
+type Egress struct {
 	mbps   float64
 	ctx    context.Context // cancelled by stop: every waiting Write gives up
 	cancel context.CancelFunc
 }
 
-// newEgress returns the limiter of mbps Mbit/s per host, or nil for mbps ≤ 0.
-func newEgress(mbps float64) *egress {
+// NewEgress returns the limiter of mbps Mbit/s per host, or nil for mbps ≤ 0.
+// Stop it when its hosts close.
+func NewEgress(mbps float64) *Egress {
 	if mbps <= 0 {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &egress{mbps: mbps, ctx: ctx, cancel: cancel}
+	return &Egress{mbps: mbps, ctx: ctx, cancel: cancel}
 }
 
-// bytesPerSecond is the limit in bytes per second.
-func (e *egress) bytesPerSecond() float64 { return e.mbps * 1e6 / 8 }
+// BytesPerSecond is the limit in bytes per second.
+func (e *Egress) BytesPerSecond() float64 { return e.mbps * 1e6 / 8 }
 
 // newBucket returns a full token bucket for one host.
-func (e *egress) newBucket() *rate.Limiter {
-	return rate.NewLimiter(rate.Limit(e.bytesPerSecond()), egressBurst)
+func (e *Egress) newBucket() *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(e.BytesPerSecond()), EgressBurst)
 }
 
-// wrap returns h with its egress limited: one token bucket for every byte
+// Wrap returns h with its egress limited: one token bucket for every byte
 // written to a stream it opens (NewStream) or accepts (SetStreamHandler,
 // SetStreamHandlerMatch). Streams libp2p opens itself (identify, ping) are
-// not limited. For a nil e, wrap returns h.
-func (e *egress) wrap(h host.Host) host.Host {
+// not limited. For a nil e, Wrap returns h.
+func (e *Egress) Wrap(h host.Host) host.Host {
 	if e == nil {
 		return h
 	}
 	return &limitedHost{Host: h, e: e, bucket: e.newBucket()}
 }
 
-// stop makes every Write waiting for tokens, now or later, fail. It is
-// idempotent, and a no-op for a nil e. A system calls it first in its close,
-// so that closing its hosts never waits for a backlog of tokens.
-func (e *egress) stop() {
+// Stop makes every Write waiting for tokens, now or later, fail. It is
+// idempotent, and a no-op for a nil e. The owner calls it first in its
+// close, so that closing its hosts never waits for a backlog of tokens.
+func (e *Egress) Stop() {
 	if e != nil {
 		e.cancel()
 	}
 }
 
-func (e *egress) String() string {
+func (e *Egress) String() string {
 	if e == nil {
 		return "no egress limit"
 	}
-	return fmt.Sprintf("egress limit %g Mbit/s per host (one token bucket for all its streams, %d KiB burst)", e.mbps, egressBurst>>10)
+	return fmt.Sprintf("egress limit %g Mbit/s per host (one token bucket for all its streams, %d KiB burst)", e.mbps, EgressBurst>>10)
 }
 
 // limitedHost is a host whose streams share one egress token bucket.
 type limitedHost struct {
 	host.Host
-	e      *egress
+	e      *Egress
 	bucket *rate.Limiter
 }
 
@@ -111,13 +112,13 @@ func (h *limitedHost) limit(s network.Stream) *limitedStream {
 }
 
 // limitedStream is a stream whose writes wait for its host's tokens, in
-// chunks of at most egressBurst bytes. A Write waiting for tokens gives up
+// chunks of at most EgressBurst bytes. A Write waiting for tokens gives up
 // when the stream is closed for writing or reset through this wrapper, when
 // its write deadline passes (os.ErrDeadlineExceeded, as a stream's own
 // deadline would), or when the egress limiter stops. Reads are not limited.
 type limitedStream struct {
 	network.Stream
-	e      *egress
+	e      *Egress
 	bucket *rate.Limiter
 
 	mu       sync.Mutex
@@ -126,17 +127,17 @@ type limitedStream struct {
 	doneErr  error // why done was closed
 }
 
-func newLimitedStream(s network.Stream, e *egress, bucket *rate.Limiter) *limitedStream {
+func newLimitedStream(s network.Stream, e *Egress, bucket *rate.Limiter) *limitedStream {
 	return &limitedStream{Stream: s, e: e, bucket: bucket, done: make(chan struct{})}
 }
 
-// Write writes p in chunks of at most egressBurst bytes, each once the
+// Write writes p in chunks of at most EgressBurst bytes, each once the
 // host's bucket has the tokens for it. On an error it returns how many bytes
 // the stream took.
 func (s *limitedStream) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
-		c := min(len(p), egressBurst)
+		c := min(len(p), EgressBurst)
 		if err := s.wait(c); err != nil {
 			return n, err
 		}
@@ -150,13 +151,13 @@ func (s *limitedStream) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// wait takes n ≤ egressBurst tokens from the bucket, waiting for them if
+// wait takes n ≤ EgressBurst tokens from the bucket, waiting for them if
 // need be; if it gives up, it hands back the tokens it reserved.
 func (s *limitedStream) wait(n int) error {
 	now := time.Now()
 	r := s.bucket.ReserveN(now, n)
 	if !r.OK() { // n > burst: cannot happen, Write chunks
-		return fmt.Errorf("bench: egress chunk of %d bytes exceeds the bucket's %d", n, s.bucket.Burst())
+		return fmt.Errorf("shape: egress chunk of %d bytes exceeds the bucket's %d", n, s.bucket.Burst())
 	}
 	d := r.DelayFrom(now)
 	if d <= 0 {
@@ -186,7 +187,7 @@ func (s *limitedStream) wait(n int) error {
 		return s.doneErr
 	case <-s.e.ctx.Done():
 		r.Cancel()
-		return errEgressStopped
+		return ErrEgressStopped
 	}
 }
 
