@@ -123,8 +123,9 @@ type ChannelReport struct {
 	// blocks every eligible peer delivered; a restarted peer's deliveries
 	// are left out (some of its delivery times are lost with its process,
 	// and its catch-up is reported in Restarts).
-	LatencyP50Ms float64 `json:"latency_p50_ms"`
-	LatencyP99Ms float64 `json:"latency_p99_ms"`
+	// NaN when no block reached every eligible peer (null in JSON).
+	LatencyP50Ms Millis `json:"latency_p50_ms"`
+	LatencyP99Ms Millis `json:"latency_p99_ms"`
 	// FloorMs is, under a WAN profile, the least latency the channel can
 	// have (0 without one): the shortest path from the publisher to its
 	// farthest member through members, across orgs only between external
@@ -169,7 +170,7 @@ func (r *Report) WriteTable(w io.Writer) {
 		t := r.Topology.Channels[i]
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%s\t%.2f\t%.2f",
 			c.Name, strings.Join(t.Orgs, ","), t.Publisher, c.EligiblePeers, c.Published,
-			fmtPercent(c.Coverage), c.Leaks, fmtMs(c.LatencyP50Ms), fmtMs(c.LatencyP99Ms), c.Amplification, c.DuplicatesPerBlock)
+			fmtPercent(c.Coverage), c.Leaks, fmtMs(float64(c.LatencyP50Ms)), fmtMs(float64(c.LatencyP99Ms)), c.Amplification, c.DuplicatesPerBlock)
 		if wan {
 			fmt.Fprintf(tw, "\t%s\t%.2f\t%.2f", fmtMs(c.FloorMs), c.P50OverFloor, c.P99OverFloor)
 		}
@@ -233,6 +234,27 @@ func (r *Report) WriteTable(w io.Writer) {
 	default:
 		fmt.Fprintln(w, "FAIL: a channel has coverage below 100% or leaks")
 	}
+}
+
+// Millis is a duration in milliseconds that may be unknown (NaN), which
+// JSON writes as null.
+type Millis float64
+
+// MarshalJSON writes m, or null for NaN.
+func (m Millis) MarshalJSON() ([]byte, error) {
+	if math.IsNaN(float64(m)) {
+		return []byte("null"), nil
+	}
+	return json.Marshal(float64(m))
+}
+
+// UnmarshalJSON reads m, NaN for null.
+func (m *Millis) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*m = Millis(math.NaN())
+		return nil
+	}
+	return json.Unmarshal(b, (*float64)(m))
 }
 
 // WriteJSON writes the report as indented JSON to path.

@@ -163,10 +163,10 @@ func (r *run) report(ctx context.Context) (*Report, error) {
 			}
 		}
 		c.Coverage = float64(c.Delivered) / float64(c.Expected)
-		c.LatencyP50Ms, c.LatencyP99Ms = percentile(latencies, 0.50), percentile(latencies, 0.99)
+		c.LatencyP50Ms, c.LatencyP99Ms = Millis(percentile(latencies, 0.50)), Millis(percentile(latencies, 0.99))
 		if f := r.floor(k); f > 0 && len(latencies) > 0 {
 			c.FloorMs = float64(f) / float64(time.Millisecond)
-			c.P50OverFloor, c.P99OverFloor = c.LatencyP50Ms/c.FloorMs, c.LatencyP99Ms/c.FloorMs
+			c.P50OverFloor, c.P99OverFloor = float64(c.LatencyP50Ms)/c.FloorMs, float64(c.LatencyP99Ms)/c.FloorMs
 		}
 		receivers := float64(c.EligiblePeers-1) * float64(c.Published)
 		if receivers > 0 {

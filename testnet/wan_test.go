@@ -104,7 +104,7 @@ func TestWANProcesses(t *testing.T) {
 		t.Errorf("passed %v, %d frames dropped, WAN %q", rep.Passed, rep.FramesDropped, rep.Topology.WAN)
 	}
 	c := rep.Channels[0]
-	if c.FloorMs <= 0 || c.LatencyP50Ms < c.FloorMs || c.P50OverFloor < 1 {
+	if c.FloorMs <= 0 || float64(c.LatencyP50Ms) < c.FloorMs || c.P50OverFloor < 1 {
 		t.Errorf("floor %.1fms, T_full p50 %.1fms (%.2f × floor): want a floor, and T_full at least that", c.FloorMs, c.LatencyP50Ms, c.P50OverFloor)
 	}
 	if s := out.String(); !strings.Contains(s, "p50 ÷ floor") || !strings.Contains(s, "push frames dropped") {
