@@ -15,14 +15,17 @@ import (
 
 // Misbehaviour. What only a hostile or broken peer sends raises its score:
 // a frame that does not decode or is over a count cap, a message whose
-// signature or data hash does not verify, a block replayed (replay.go), and,
-// with a small weight each, streams from a peer that is not admitted. An
+// signature or data hash does not verify, a block replayed (replay.go). An
 // honest relay checks all of these before it forwards, so one such message
 // is evidence against the peer that sent it. What an honest peer can send
 // is never counted: a duplicate, a block for a channel this peer has not
 // joined, one too far ahead, an alive about a peer not yet known, a
 // certificate that expired on the way or that a differently configured view
-// refuses, a stream that timed out or was reset (a slow or crashed peer).
+// refuses, a stream that timed out or was reset (a slow or crashed peer), a
+// push or pull stream before its hello completed (a dialler's writer may
+// open one on a new connection before its own hello is answered; an
+// outsider's connection that never completes one ends at the handshake
+// timeout).
 // The score halves every scoreHalfLife; past scoreThreshold the peer is
 // disconnected and gated, for a back-off that doubles with each ejection
 // (see strikeBackoff).
@@ -43,13 +46,6 @@ const (
 	penaltyMessage   = 10 // a message that is malformed or fails its signature or hash
 	penaltyFrame     = 10 // a frame that does not decode
 	penaltyOverCount = 25 // a frame over a size or count cap: an attack, not a bug
-	// penaltyUnadmitted is the weight of a push or pull stream from a peer
-	// not admitted (no hello completed): a peer whose connection was just
-	// replaced (a restart on either side) opens a few before its new hello
-	// completes, an outsider streaming at a peer that will not read it opens
-	// them without end. Fifty in a half-life disconnect and gate it, so one
-	// connection carries a bounded amount of what is reset unread.
-	penaltyUnadmitted = 2
 )
 
 // errMisbehaving is the rejection of a peer whose score crossed the
@@ -74,8 +70,6 @@ func framePenalty(kind transport.ErrorKind) float64 {
 		return penaltyFrame
 	case transport.ErrorOversized, transport.ErrorTooManyItems:
 		return penaltyOverCount
-	case transport.ErrorUnadmitted:
-		return penaltyUnadmitted
 	}
 	return 0
 }

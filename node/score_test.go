@@ -100,7 +100,7 @@ func TestHonestRefusalsCostNothing(t *testing.T) {
 			t.Errorf("penalty(%q) = %v, want 0", r, w)
 		}
 	}
-	for _, k := range []transport.ErrorKind{transport.ErrorStream, transport.ErrorHandler} {
+	for _, k := range []transport.ErrorKind{transport.ErrorStream, transport.ErrorHandler, transport.ErrorUnadmitted} {
 		if w := framePenalty(k); w != 0 {
 			t.Errorf("framePenalty(%v) = %v, want 0", k, w)
 		}
@@ -110,7 +110,7 @@ func TestHonestRefusalsCostNothing(t *testing.T) {
 			t.Errorf("penalty(%q) = 0: a forgery costs nothing", r)
 		}
 	}
-	for _, k := range []transport.ErrorKind{transport.ErrorMalformed, transport.ErrorOversized, transport.ErrorTooManyItems, transport.ErrorUnadmitted} {
+	for _, k := range []transport.ErrorKind{transport.ErrorMalformed, transport.ErrorOversized, transport.ErrorTooManyItems} {
 		if framePenalty(k) <= 0 {
 			t.Errorf("framePenalty(%v) = 0", k)
 		}
