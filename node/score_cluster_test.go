@@ -121,17 +121,7 @@ func TestMisbehaviourEjects(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		send := func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			s, err := replayer.Host.NewStream(ctx, receiver.Host.ID(), transport.ProtocolPush)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			_, err = s.Write(frame)
-			return err
-		}
+		send := func() error { return pushRaw(replayer, receiver, frame, false) }
 		for i := range 8 {
 			if err := send(); err != nil {
 				t.Fatalf("frame %d: %v", i, err)
@@ -156,18 +146,7 @@ func TestMisbehaviourEjects(t *testing.T) {
 			body = protowire.AppendVarint(body, 0)
 		}
 		frame := protowire.AppendBytes(nil, body)
-		send := func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			s, err := flooder.Host.NewStream(ctx, receiver.Host.ID(), transport.ProtocolPush)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			_, err = s.Write(frame)
-			_, _ = s.Read(make([]byte, 1)) // until the receiver resets it
-			return err
-		}
+		send := func() error { return pushRaw(flooder, receiver, frame, true) }
 		for i := range 3 {
 			if err := send(); err != nil {
 				t.Fatalf("frame %d: %v", i, err)
@@ -181,4 +160,22 @@ func TestMisbehaviourEjects(t *testing.T) {
 		_ = send()
 		waitFor(t, "the flooder disconnected", func() bool { return !connected(receiver, flooder) })
 	})
+}
+
+// pushRaw writes frame on a new push stream from one peer's host to
+// another's and closes it; with awaitReset, it first waits until the
+// receiver resets the stream.
+func pushRaw(from, to *testnet.Peer, frame []byte, awaitReset bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := from.Host.NewStream(ctx, to.Host.ID(), transport.ProtocolPush)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	_, err = s.Write(frame)
+	if awaitReset {
+		_, _ = s.Read(make([]byte, 1))
+	}
+	return err
 }

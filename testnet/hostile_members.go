@@ -131,7 +131,7 @@ func (s *suite) forgeries(ctx context.Context) (int64, string, bool, error) {
 	if err != nil {
 		return 0, "", false, err
 	}
-	b := &wire.Batch{}
+	var envs []*wire.Envelope
 	for i := range 20 {
 		data := fmt.Appendf(nil, "forged %d", i)
 		dh := sha256.Sum256(data)
@@ -140,13 +140,19 @@ func (s *suite) forgeries(ctx context.Context) (int64, string, bool, error) {
 		if err != nil {
 			return 0, "", false, err
 		}
-		b.Envelopes = append(b.Envelopes, env)
+		envs = append(envs, env)
 	}
-	frame, err := transport.AppendFrame(nil, b, hostileFrame)
+	return s.ejectionAt(ctx, s.insider, envs, 20, next, fmt.Sprintf("height %d before and after", next))
+}
+
+// ejectionAt is ejection with frames of envs, and then the target's height
+// must be want: say is the outcome's last part when it is.
+func (s *suite) ejectionAt(ctx context.Context, g peerconfig.GeneratedPeer, envs []*wire.Envelope, maxFrames int, want uint64, say string) (int64, string, bool, error) {
+	frame, err := transport.AppendFrame(nil, &wire.Batch{Envelopes: envs}, hostileFrame)
 	if err != nil {
 		return 0, "", false, err
 	}
-	sent, out, ok, err := s.ejection(ctx, s.insider, frame, 20)
+	sent, out, ok, err := s.ejection(ctx, g, frame, maxFrames)
 	if err != nil {
 		return sent, out, ok, err
 	}
@@ -154,10 +160,10 @@ func (s *suite) forgeries(ctx context.Context) (int64, string, bool, error) {
 	if err != nil {
 		return sent, out, false, err
 	}
-	if h != next {
-		return sent, outcome(out, fmt.Sprintf("height %d → %d: a forgery was delivered", next, h)), false, nil
+	if h != want {
+		return sent, outcome(out, fmt.Sprintf("height %d, want %d", h, want)), false, nil
 	}
-	return sent, outcome(out, fmt.Sprintf("height %d before and after", h)), ok, nil
+	return sent, outcome(out, say), ok, nil
 }
 
 // height is the target's next expected block number of ch.

@@ -122,26 +122,11 @@ func (s *suite) blockReplays(ctx context.Context) (int64, string, bool, error) {
 	if err != nil {
 		return 0, "", false, err
 	}
-	batch := &wire.Batch{}
-	for range 20 {
-		batch.Envelopes = append(batch.Envelopes, env)
+	envs := make([]*wire.Envelope, 20)
+	for i := range envs {
+		envs[i] = env
 	}
-	frame, err := transport.AppendFrame(nil, batch, hostileFrame)
-	if err != nil {
-		return 0, "", false, err
-	}
-	sent, out, ok, err := s.ejection(ctx, s.replayer, frame, 30)
-	if err != nil {
-		return sent, out, ok, err
-	}
-	h, err := s.height(ctx)
-	if err != nil {
-		return sent, out, false, err
-	}
-	if h != b.Number+1 {
-		return sent, outcome(out, fmt.Sprintf("height %d, want %d", h, b.Number+1)), false, nil
-	}
-	return sent, outcome(out, "the block delivered once"), ok, nil
+	return s.ejectionAt(ctx, s.replayer, envs, 30, b.Number+1, "the block delivered once")
 }
 
 // memberGarbage has an admitted member send frames of random bytes, in
