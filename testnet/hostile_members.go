@@ -265,8 +265,7 @@ func (s *suite) insiderFloodFor(ctx context.Context, d time.Duration) (int64, st
 }
 
 // honestUnderFlood publishes blocks from the honest peer and times each to
-// its delivery at the target (the target's height, polled every 10 ms):
-// once with nobody attacking, once during the insider's and the outsiders'
+// its delivery at the target: once with nobody attacking, once during the insider's and the outsiders'
 // floods together, which last as long as the publishing (30 s in the full
 // form).
 func (s *suite) honestUnderFlood(ctx context.Context) (int64, string, bool, error) {
@@ -291,7 +290,7 @@ func (s *suite) honestUnderFlood(ctx context.Context) (int64, string, bool, erro
 	}
 	q50, q99 := percentile(quiet.lat, 0.50), percentile(quiet.lat, 0.99)
 	l50, l99 := percentile(loud.lat, 0.50), percentile(loud.lat, 0.99)
-	ok := quiet.delivered == n && loud.delivered == n && (s.o.Short || l99 < 2*q99+20)
+	ok := quiet.delivered == n && loud.delivered == n && (s.o.Short || l99 < 2*q99)
 	return sent.Load(), fmt.Sprintf("quiet: %d/%d delivered, p50 %.0f ms p99 %.0f ms; flooded: %d/%d, p50 %.0f ms p99 %.0f ms (%.1f×); the insider still admitted: %v",
 		quiet.delivered, n, q50, q99, loud.delivered, n, l50, l99, l99/max(q99, 1), still.Load()), ok, nil
 }
@@ -311,61 +310,49 @@ type timedRun struct {
 }
 
 // publishTimed publishes n blocks on ch from the honest peer at 10/s and
-// returns each one's publish-to-target-delivery time.
+// returns each one's latency from its publication at the honest peer to its
+// delivery at the target, both as the peers recorded them (one machine, one
+// clock): no polling in the figure.
 func (s *suite) publishTimed(ctx context.Context, n int) (timedRun, error) {
 	var run timedRun
-	height := func() (uint64, error) { return s.height(ctx) }
-	base, err := height()
-	if err != nil {
-		return run, err
-	}
-	published := make([]time.Time, n)
-	seen := make([]bool, n)
-	errc := make(chan error, 1)
-	go func() {
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for i := range n {
-			published[i] = time.Now()
-			if _, err := s.honest.client.Publish(ctx, "ch", fmt.Appendf(nil, "honest %d", i)); err != nil {
-				errc <- err
-				return
-			}
-			<-t.C
-		}
-		errc <- nil
-	}()
-	deadline := time.Now().Add(time.Duration(n)*100*time.Millisecond + 10*time.Second)
-	var pubErr error
-	pubDone := false
-	for run.delivered < n && time.Now().Before(deadline) {
-		if !pubDone {
-			select {
-			case pubErr = <-errc:
-				pubDone = true
-				if pubErr != nil {
-					return run, pubErr
-				}
-			default:
-			}
-		}
-		h, err := height()
+	published := map[uint64]int64{} // block number -> PublishedAt
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	first := uint64(0)
+	for i := range n {
+		p, err := s.honest.client.Publish(ctx, "ch", fmt.Appendf(nil, "honest %d", i))
 		if err != nil {
 			return run, err
 		}
-		now := time.Now()
-		for i := 0; i < n && base+uint64(i) < h; i++ {
-			if !seen[i] && !published[i].IsZero() {
-				seen[i] = true
+		if i == 0 {
+			first = p.Number
+		}
+		published[p.Number] = p.PublishedAt
+		select {
+		case <-ctx.Done():
+			return run, ctx.Err()
+		case <-t.C:
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	next := first
+	for run.delivered < n && time.Now().Before(deadline) {
+		list, err := s.target.client.Blocks(ctx, "ch", next, n, false)
+		if err != nil {
+			return run, err
+		}
+		for _, b := range list.Blocks {
+			if b.Number != next {
+				continue
+			}
+			next++
+			if at, ok := published[b.Number]; ok && b.DeliveredAt > 0 {
 				run.delivered++
-				run.lat = append(run.lat, now.Sub(published[i]))
+				run.lat = append(run.lat, time.Duration(b.DeliveredAt-at))
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !pubDone {
-		if err := <-errc; err != nil {
-			return run, err
+		if run.delivered < n {
+			time.Sleep(pollInterval)
 		}
 	}
 	return run, nil

@@ -78,37 +78,45 @@ func (s *suite) helloReplay(ctx context.Context) (int64, string, bool, error) {
 	return s.refusedHello(ctx, alive)
 }
 
-// blockReplays has an admitted member of the channel publish one genuine
-// block, then push frames of 20 copies of it to the target again and again.
-// Each copy is refused as a duplicate before any signature check; the
-// replays raise the member's score until it is ejected, and the target's
-// height moves by the one block only.
-func (s *suite) blockReplays(ctx context.Context) (int64, string, bool, error) {
+// publishToReplay is the setup of blockReplays: the replayer joins,
+// catches up with the target's chain and publishes one genuine block,
+// which the target delivers, all before the attack is measured.
+func (s *suite) publishToReplay(ctx context.Context) error {
+	if _, err := s.join(ctx, s.replayer); err != nil {
+		return err
+	}
 	p, err := s.member(s.replayer)
 	if err != nil {
-		return 0, "", false, err
+		return err
 	}
 	// Caught up first, so that the block continues the target's chain.
 	target, err := s.height(ctx)
 	if err != nil {
-		return 0, "", false, err
+		return err
 	}
 	if err := s.until(ctx, fmt.Sprintf("%s at height %d", s.replayer.Name, target), func() (bool, error) {
 		h, err := p.Node().Height("ch")
 		return h >= target, err
 	}); err != nil {
-		return 0, "", false, err
+		return err
 	}
 	b, err := p.Node().Publish(ctx, "ch", []byte("published once, replayed"))
 	if err != nil {
-		return 0, "", false, err
+		return err
 	}
-	if err := s.until(ctx, fmt.Sprintf("block %d at the target", b.Number), func() (bool, error) {
+	s.replayed = b
+	return s.until(ctx, fmt.Sprintf("block %d at the target", b.Number), func() (bool, error) {
 		h, err := s.height(ctx)
 		return h > b.Number, err
-	}); err != nil {
-		return 0, "", false, err
-	}
+	})
+}
+
+// blockReplays pushes, from the member that published it, frames of 20
+// copies of its genuine block again and again. Each copy is refused as a
+// duplicate before any signature check; the replays raise the member's
+// score until it is ejected, and the target's height does not move.
+func (s *suite) blockReplays(ctx context.Context) (int64, string, bool, error) {
+	b := s.replayed
 	// The same block again: ed25519 signatures are deterministic, so
 	// this is the envelope the member pushed.
 	key, cert, err := memberKey(s.replayer)
@@ -161,10 +169,10 @@ func (s *suite) memberGarbage(ctx context.Context) (int64, string, bool, error) 
 	return sent, fmt.Sprintf("still connected after %d frames of garbage", maxFrames), false, nil
 }
 
-// joinFn is an attack's setup that starts *g as a member.
-func (s *suite) joinFn(g *peerconfig.GeneratedPeer) func(context.Context) error {
+// joinFn is an attack's setup that starts g as a member.
+func (s *suite) joinFn(g peerconfig.GeneratedPeer) func(context.Context) error {
 	return func(ctx context.Context) error {
-		_, err := s.join(ctx, *g)
+		_, err := s.join(ctx, g)
 		return err
 	}
 }
