@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 
@@ -30,6 +33,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	verbose := fs.Bool("verbose", false, "print the whole report: per-seed and per-channel tables and the notes (the JSON always has everything)")
 	plot := fs.String("plot", "", "also write an SVG plot of the T_full distribution per system to this file (with --render: of the saved report)")
 	egressMbps := fs.Float64("egress-mbps", 0, "limit every host's egress to this many Mbit/s, one token bucket per host (e.g. 100; 0 is off)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	memProfile := fs.String("memprofile", "", "write a heap profile to this file at the end of the run: allocations by site over the run (alloc_space) and what is still held (inuse_space)")
 	lossRate := fs.Float64("loss", 0, "drop this fraction of the frames every host receives on its system's payload protocols, at random (e.g. 0.2; fabgossip push, GossipSub RPCs, direct; not pull or hello; 0 is off)")
 	h := help{
 		usage: "fabgossip bench [flags]",
@@ -48,7 +53,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			"fabgossip bench --quick --loss 0.2\n" +
 			"fabgossip bench --render S.json --verbose\n" +
 			"fabgossip bench --render S.json --plot S.svg\n" +
-			"fabgossip bench --scale L --json L.json",
+			"fabgossip bench --scale L --json L.json\n" +
+			"fabgossip bench --scale L --sizes 16384 --seeds 1 --systems fabgossip --cpuprofile L.cpu --memprofile L.mem",
 	}
 	if err := parseFlags(e, name, fs, h, args, false); err != nil {
 		return err
@@ -88,7 +94,14 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	}
 	o.Systems = splitList(*systems)
 
+	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		return err
+	}
 	rep, err := bench.Run(ctx, o, e.stderr)
+	if perr := stopProfiles(); perr != nil && err == nil {
+		err = perr
+	}
 	if err != nil {
 		return err
 	}
@@ -127,4 +140,48 @@ func writeBenchReport(e *env, rep *bench.Report, verbose bool, plotPath string) 
 		return fmt.Errorf("%s: %w", plotPath, err)
 	}
 	return f.Close()
+}
+
+// startProfiles starts a CPU profile to cpuPath and, at stop, writes a heap
+// profile to memPath (each only if its path is set). stop ends both and
+// reports the first error.
+func startProfiles(cpuPath, memPath string) (stop func() error, err error) {
+	var cpu *os.File
+	if cpuPath != "" {
+		if cpu, err = os.Create(cpuPath); err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(cpu); err != nil {
+			_ = cpu.Close()
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+	}
+	if memPath != "" {
+		// Probe the path now rather than lose it after a long run.
+		f, err := os.Create(memPath)
+		if err != nil {
+			if cpu != nil {
+				pprof.StopCPUProfile()
+				_ = cpu.Close()
+			}
+			return nil, err
+		}
+		_ = f.Close()
+	}
+	return func() error {
+		var errs []error
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			errs = append(errs, cpu.Close())
+		}
+		if memPath != "" {
+			f, err := os.Create(memPath)
+			if err != nil {
+				return errors.Join(append(errs, err)...)
+			}
+			runtime.GC() // inuse_space as of the end of the run
+			errs = append(errs, pprof.WriteHeapProfile(f), f.Close())
+		}
+		return errors.Join(errs...)
+	}, nil
 }
