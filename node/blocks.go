@@ -174,6 +174,17 @@ func peekBlock(payload []byte) (ch string, num uint64, publisher []byte, ok bool
 	return ch, num, publisher, ok
 }
 
+// PeekBlock reads the channel and number of the block env carries, without
+// decoding or copying the rest of it, for tracers that count blocks on
+// Received: decoding there would copy every block received, duplicates
+// included, which the node itself never does. ok is false for an envelope
+// that does not carry a block in the shape every encoder writes; a tracer
+// may decode those the generic way.
+func PeekBlock(env *wire.Envelope) (channel string, number uint64, ok bool) {
+	ch, num, _, ok := peekBlock(env.GetPayload())
+	return ch, num, ok
+}
+
 // decodeBlock decodes a Message payload that carries a block, with the
 // block's byte fields aliasing payload instead of copying it: a verified
 // block is then held once, in its envelope. It accepts exactly the shape

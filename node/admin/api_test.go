@@ -8,16 +8,19 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/fabgossip/fabgossip/node"
 	"github.com/fabgossip/fabgossip/node/admin"
 	"github.com/fabgossip/fabgossip/node/identity"
 	"github.com/fabgossip/fabgossip/testnet"
+	"github.com/fabgossip/fabgossip/transport/wire"
 )
 
 // The test network: org1 has peers 0 (external, publisher of ch0) and 1;
@@ -427,4 +430,35 @@ func mustNetwork(t *testing.T) *identity.Network {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestRecorderCountsReceivedWithoutCopying: counting a received block
+// reads its channel in place; the block's data is not decoded (copied),
+// however large, and the counts are the envelope's.
+func TestRecorderCountsReceivedWithoutCopying(t *testing.T) {
+	rec, err := admin.NewRecorder([]string{"ch"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := proto.Marshal(&wire.Message{Content: &wire.Message_Block{Block: &wire.Block{
+		Channel: "ch", Number: 3, Data: make([]byte, 1<<20)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &wire.Envelope{Payload: payload, Signature: make([]byte, 64)}
+	tr := rec.NodeTracer()
+	tr.Received("p", env) // warm the label cache
+	const n = 50
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range n {
+		tr.Received("p", env)
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 4<<10 {
+		t.Errorf("%d bytes allocated per 1 MiB block received: its data was copied", per)
+	}
+	if c := rec.Counts("ch"); c.BlocksReceived != n+1 || c.BlockBytesReceived != uint64(n+1)*uint64(proto.Size(env)) {
+		t.Errorf("counts %+v", c)
+	}
 }

@@ -227,19 +227,21 @@ func (r *Recorder) channelLabel(ch string) string {
 
 // received counts a block envelope that reached this peer.
 func (r *Recorder) received(env *wire.Envelope) {
-	var m wire.Message
-	if proto.Unmarshal(env.GetPayload(), &m) != nil {
-		return // the node counts it as malformed
-	}
-	b := m.GetBlock()
-	if b == nil {
-		return
+	ch, _, ok := node.PeekBlock(env)
+	if !ok {
+		// Not a block, or one in an unusual encoding: only the latter is
+		// decoded (the node decodes it the same way).
+		var m wire.Message
+		if proto.Unmarshal(env.GetPayload(), &m) != nil || m.GetBlock() == nil {
+			return
+		}
+		ch = m.GetBlock().GetChannel()
 	}
 	size := proto.Size(env)
-	label := r.channelLabel(b.GetChannel())
+	label := r.channelLabel(ch)
 	r.blocksReceived.WithLabelValues(label).Inc()
 	r.blockBytesReceived.WithLabelValues(label).Add(float64(size))
-	if c := r.channels[b.GetChannel()]; c != nil {
+	if c := r.channels[ch]; c != nil {
 		c.mu.Lock()
 		c.counts.BlocksReceived++
 		c.counts.BlockBytesReceived += uint64(size)
