@@ -45,12 +45,13 @@ func newFabgossip(ctx context.Context, env *runEnv, cfg node.Config, cfgName str
 		chIndex[c.name] = i
 	}
 	macs := map[string]int{} // StateInfo channel MAC → channel index, filled once peer IDs exist
+	ids := map[peer.ID]int{} // peer ID → peer index, likewise
 	net := newSysNet(env)
 	c, err := testnet.NewCluster(l.topo, testnet.Options{
 		Config: &cfg,
 		Seed:   env.seed,
 		NodeOptions: func(p *testnet.Peer) []node.Option {
-			t := &fabTracer{rec: env.rec, idx: p.Index, org: l.org[p.Index], chIndex: chIndex, macs: macs}
+			t := &fabTracer{rec: env.rec, idx: p.Index, org: l.org[p.Index], chIndex: chIndex, macs: macs, ids: ids}
 			return []node.Option{node.WithTracer(t), node.WithTransportTracer(&fabBytes{rec: env.rec, idx: p.Index})}
 		},
 		Latency:  env.lat.Between,
@@ -62,6 +63,7 @@ func newFabgossip(ctx context.Context, env *runEnv, cfg node.Config, cfgName str
 	}
 	s := &fabgossipSUT{c: c, l: l, cfg: cfg, cfgName: cfgName, net: net}
 	for _, p := range c.Peers {
+		ids[p.Host.ID()] = p.Index
 		for ci, ch := range l.channels {
 			macs[string(stateInfoMAC(p.Host.ID(), ch.name))] = ci
 		}
@@ -197,8 +199,17 @@ type fabTracer struct {
 	rec     *recorder
 	idx     int
 	org     int
-	chIndex map[string]int // read-only once the cluster is built
-	macs    map[string]int // read-only once the cluster is built
+	chIndex map[string]int  // read-only once the cluster is built
+	macs    map[string]int  // read-only once the cluster is built
+	ids     map[peer.ID]int // read-only once the cluster is built
+}
+
+// index returns the peer index of p, -1 for a peer outside the cluster.
+func (t *fabTracer) index(p peer.ID) int {
+	if i, ok := t.ids[p]; ok {
+		return i
+	}
+	return -1
 }
 
 var _ node.Tracer = (*fabTracer)(nil)
@@ -207,7 +218,7 @@ func (t *fabTracer) member(c int) bool { return slices.Contains(t.rec.l.channels
 
 // BlockAccepted records a member's first receipt; a block accepted by pull
 // also counts as one payload transmission (pull fetches only what is missing).
-func (t *fabTracer) BlockAccepted(b node.Block, _ peer.ID, via node.Path) {
+func (t *fabTracer) BlockAccepted(b node.Block, from peer.ID, via node.Path) {
 	c, ok := t.chIndex[b.Channel]
 	if !ok || via == node.ViaPublish {
 		return
@@ -215,7 +226,7 @@ func (t *fabTracer) BlockAccepted(b node.Block, _ peer.ID, via node.Path) {
 	if via == node.ViaPull {
 		t.rec.sentCopies.Add(1)
 	}
-	t.rec.arrived(c, b.Number, t.idx, via == node.ViaPush)
+	t.rec.arrivedFrom(c, b.Number, t.idx, via == node.ViaPush, t.index(from))
 }
 
 // Received counts every block envelope that reaches the peer, and a leak for
@@ -240,11 +251,33 @@ func (t *fabTracer) Dropped(kind, reason string, _ peer.ID) {
 	t.rec.dropped("node/"+kind+"/"+reason, 1)
 }
 
-// BatchSent counts the block envelopes pushed.
-func (t *fabTracer) BatchSent(_ peer.ID, b *wire.Batch) {
+// BatchSent counts the block envelopes pushed, and traces the pushes,
+// IHAVEs and GRAFTs of each block toward each member (misses.go).
+func (t *fabTracer) BatchSent(to peer.ID, b *wire.Batch) {
+	dst := t.index(to)
 	for _, env := range b.GetEnvelopes() {
 		if k, _ := peekMessage(env.GetPayload()); k == kindBlock {
 			t.rec.sentCopies.Add(1)
+			if ch, num, ok := peekBlockNumber(env.GetPayload()); ok && dst >= 0 {
+				if c, ok := t.chIndex[ch]; ok {
+					t.rec.pushSent(c, num, t.idx, dst)
+				}
+			}
+		}
+	}
+	if dst < 0 {
+		return
+	}
+	for _, e := range b.GetControl() {
+		c, ok := t.chIndex[e.GetChannel()]
+		if !ok {
+			continue
+		}
+		if len(e.GetIhave()) > 0 {
+			t.rec.ihaveSent(c, e.GetIhave(), t.idx, dst)
+		}
+		if len(e.GetGraft()) > 0 {
+			t.rec.graftSent(c, e.GetGraft(), t.idx, dst)
 		}
 	}
 }
@@ -309,6 +342,42 @@ func peekMessage(b []byte) (kind int, key string) {
 		}
 	}
 	return kindOther, ""
+}
+
+// peekBlockNumber reads the channel and number of the block a wire.Message
+// carries, without copying or verifying it.
+func peekBlockNumber(b []byte) (ch string, num uint64, ok bool) {
+	blk := field(b, 1) // Message.block
+	if blk == nil {
+		return "", 0, false
+	}
+	for len(blk) > 0 {
+		f, typ, n := protowire.ConsumeTag(blk)
+		if n < 0 {
+			return "", 0, false
+		}
+		blk = blk[n:]
+		switch {
+		case f == 1 && typ == protowire.BytesType: // Block.channel
+			v, m := protowire.ConsumeBytes(blk)
+			if m < 0 {
+				return "", 0, false
+			}
+			ch, n = string(v), m
+		case f == 2 && typ == protowire.VarintType: // Block.number
+			x, m := protowire.ConsumeVarint(blk)
+			if m < 0 {
+				return "", 0, false
+			}
+			num, n = x, m
+		default:
+			if n = protowire.ConsumeFieldValue(f, typ, blk); n < 0 {
+				return "", 0, false
+			}
+		}
+		blk = blk[n:]
+	}
+	return ch, num, ch != "" // proto3 leaves out a zero number
 }
 
 // field returns the first length-delimited field want of message b.

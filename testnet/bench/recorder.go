@@ -19,6 +19,9 @@ type recorder struct {
 	mu     sync.Mutex
 	blocks map[blockID]*blockRec
 	crash  crashRec // the crash fault, if the run has one (crash.go)
+	// traces is what fabgossip's trees did toward each member for each
+	// block, for the push misses (misses.go).
+	traces map[pairID]*pairTrace
 
 	// Payload copies transmitted (sent) and that reached a peer (received),
 	// push and pull alike, and leaks.
@@ -51,6 +54,7 @@ type blockRec struct {
 type arrival struct {
 	at   time.Duration // since the recorder's start
 	push bool
+	from int // the peer index it came from, -1 if not known
 }
 
 func newRecorder(l *layout) *recorder {
@@ -78,6 +82,11 @@ func (r *recorder) published(ch int, num uint64, size int) {
 // arrived records that peer got block (ch, num); only the first arrival at a
 // member counts, and the publisher's own copy never does.
 func (r *recorder) arrived(ch int, num uint64, peer int, push bool) {
+	r.arrivedFrom(ch, num, peer, push, -1)
+}
+
+// arrivedFrom is arrived with the index of the peer the copy came from.
+func (r *recorder) arrivedFrom(ch int, num uint64, peer int, push bool, from int) {
 	at := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -86,7 +95,7 @@ func (r *recorder) arrived(ch int, num uint64, peer int, push bool) {
 		return
 	}
 	if _, ok := b.arrival[peer]; !ok {
-		b.arrival[peer] = arrival{at: at, push: push}
+		b.arrival[peer] = arrival{at: at, push: push, from: from}
 	}
 }
 
@@ -294,6 +303,9 @@ func (r *recorder) result(res *Result, w window, floors []time.Duration) {
 	}
 
 	res.Crash = r.crashResult()
+	if r.traces != nil {
+		res.PushMisses, res.PushMissCount = r.pushMisses()
+	}
 
 	copies := w.pubTo.copies - w.pubFrom.copies
 	sentCopies := w.pubTo.sentCopies - w.pubFrom.sentCopies

@@ -110,6 +110,13 @@ type Result struct {
 	// P_full_push expectation (about 47% at 5 orgs × 10) is for ch0 of S.
 	Channels []ChannelResult `json:"channels"`
 
+	// PushMissCount is, for fabgossip, the number of (block, member) pairs
+	// of E(b) whose first copy did not come by push, and PushMisses the
+	// first of them (at most 200) with what the tree did toward each
+	// member: the evidence behind a P_full_push below 1.
+	PushMissCount int        `json:"push_miss_count,omitempty"`
+	PushMisses    []PushMiss `json:"push_misses,omitempty"`
+
 	// Crash is the crash fault's own metrics, for a run with
 	// Options.CrashFraction (absent otherwise).
 	Crash *CrashResult `json:"crash,omitempty"`
@@ -273,7 +280,7 @@ func (r *Report) Markdown() string {
 	b.WriteString(r.lossMarkdown())
 	for _, x := range r.Results {
 		if x.Error == "" {
-			fmt.Fprintf(&b, "- %s (%s, seed %d): %s. Floors (ms) %s. Leak probe: %s. Drops: %s.\n", x.System, sizeName(x.BlockSize), x.Seed, x.Config, floats(x.FloorMs), x.LeakProbe, dropsText(x.Drops))
+			fmt.Fprintf(&b, "- %s (%s, seed %d): %s. Floors (ms) %s. Leak probe: %s. Drops: %s.%s\n", x.System, sizeName(x.BlockSize), x.Seed, x.Config, floats(x.FloorMs), x.LeakProbe, dropsText(x.Drops), pushMissText(x))
 		}
 	}
 	b.WriteString("\nPer channel (cov_push / P_full_push / P_full_push of the publisher's org / T_full p50, p99 ms):\n\n")
