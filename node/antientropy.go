@@ -142,16 +142,27 @@ func (n *Node) serveDigest(from peer.ID, r *wire.DigestRequest) (*wire.PullRespo
 	if !ok {
 		return nil, errPullDenied
 	}
+	settled := n.pullSettled()
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	return &wire.PullResponse{Response: &wire.PullResponse_Digest{
-		Digest: &wire.Digest{Channel: cs.name, Ranges: cs.ledger.digest()},
+		Digest: &wire.Digest{Channel: cs.name, Ranges: cs.ledger.digest(settled)},
 	}}, nil
 }
 
-// serveFetch answers with the blocks asked for, bounded in count and bytes;
-// blocks that fell out of the window are read from the store without any
-// lock held.
+// pullSettled is the latest arrival time of a block that pull serves now:
+// PullGrace ago, or zero (every block) when PullGrace is 0.
+func (n *Node) pullSettled() time.Time {
+	if n.cfg.PullGrace <= 0 {
+		return time.Time{}
+	}
+	return n.now().Add(-n.cfg.PullGrace)
+}
+
+// serveFetch answers with the blocks asked for, bounded in count and bytes,
+// but none held for less than PullGrace (catch-up asks by height, and the
+// height may name a block still on its way by push); blocks that fell out
+// of the window are read from the store without any lock held.
 func (n *Node) serveFetch(from peer.ID, r *wire.FetchRequest) (*wire.PullResponse, error) {
 	if !validRanges(r.GetRanges()) {
 		return nil, errPullDenied
@@ -161,7 +172,7 @@ func (n *Node) serveFetch(from peer.ID, r *wire.FetchRequest) (*wire.PullRespons
 		return nil, errPullDenied
 	}
 	var out []*wire.Envelope
-	for _, b := range n.fetch(cs, r.GetRanges(), maxFetchBlocks, maxFetchBytes) {
+	for _, b := range n.fetch(cs, r.GetRanges(), maxFetchBlocks, maxFetchBytes, n.pullSettled()) {
 		out = append(out, b.env)
 	}
 	return &wire.PullResponse{Response: &wire.PullResponse_Fetch{Fetch: &wire.FetchResponse{Blocks: out}}}, nil

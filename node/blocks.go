@@ -77,7 +77,7 @@ func (n *Node) handleBlock(from peer.ID, env *wire.Envelope, msg *wire.Block, vi
 		return false
 	}
 
-	b := &block{env: env, msg: msg, hash: BlockHash(msg), size: envSize(env)}
+	b := &block{env: env, msg: msg, hash: BlockHash(msg), size: envSize(env), at: n.now()}
 	cs.mu.Lock()
 	if !cs.activeLocked() || cs.ledger.check(msg.GetNumber()) != nil { // raced with another copy
 		cs.mu.Unlock()

@@ -34,6 +34,18 @@ type Config struct {
 	// MaxBlockCountToStore is the in-memory window of delivered blocks per
 	// channel that pull serves from.
 	MaxBlockCountToStore int
+	// PullGrace is how long this peer holds a block before its pull serves
+	// it, in digests and fetches. A block only just received is still being
+	// pushed to the asker along the tree, a few milliseconds behind; a pull
+	// round that falls in that moment would fetch it first, paying a digest
+	// and a second copy, and take the delivery from push. The grace leaves
+	// the young blocks to push and to the tree's own repair (digest and
+	// graft); pull serves what push had its chance to bring. Longer than the
+	// tree's usual delivery and graft time, shorter than its repair horizon
+	// (Tree.Beacon): a block lost outright waits at most one more pull round.
+	// 0 serves every block at once, as Fabric does, whose push leaves its
+	// misses to pull alone (FabricStockConfig in the benchmark).
+	PullGrace time.Duration
 
 	// PublishStateInfoInterval is the shortest interval between two
 	// publications of this peer's StateInfo for one channel (changes are
@@ -103,6 +115,7 @@ func DefaultConfig() Config {
 		PullInterval:               4 * time.Second,
 		PullPeerNum:                3,
 		MaxBlockCountToStore:       100,
+		PullGrace:                  500 * time.Millisecond,
 		PublishStateInfoInterval:   4 * time.Second,
 		RequestStateInfoInterval:   4 * time.Second,
 		AliveTimeInterval:          5 * time.Second,
@@ -176,6 +189,9 @@ func (c Config) Validate() error {
 	}
 	if c.PublishCertPeriod < 0 {
 		return fmt.Errorf("node: PublishCertPeriod must be 0 or more, got %v", c.PublishCertPeriod)
+	}
+	if c.PullGrace < 0 {
+		return fmt.Errorf("node: PullGrace must be 0 or more, got %v", c.PullGrace)
 	}
 	switch c.Dissemination {
 	case DisseminationTree:

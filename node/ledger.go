@@ -7,6 +7,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/fabgossip/fabgossip/transport/wire"
 )
@@ -41,6 +42,10 @@ type block struct {
 	msg  *wire.Block // its byte fields alias env.Payload: the data is held once
 	hash []byte      // BlockHash(msg)
 	size int         // encoded size of env
+	// at is when this peer accepted or published the block, by its clock;
+	// zero for a block read back from the store. Pull leaves blocks younger
+	// than Config.PullGrace to push.
+	at time.Time
 	// done, when not nil, learns the outcome of persisting the block: nil
 	// once it is durable and delivered, the store's error otherwise. Publish
 	// waits on it; received blocks have none.
@@ -163,9 +168,26 @@ func (l *ledger) numbers() []uint64 {
 	return slices.Sorted(maps.Keys(l.blocks))
 }
 
-// digest returns the numbers held as ranges.
-func (l *ledger) digest() []*wire.Range {
-	return toRanges(l.numbers())
+// digest returns the numbers held as ranges, leaving out the blocks that
+// arrived after settled (none when settled is zero).
+func (l *ledger) digest(settled time.Time) []*wire.Range {
+	if settled.IsZero() {
+		return toRanges(l.numbers())
+	}
+	var nums []uint64
+	for n, b := range l.blocks {
+		if settledBy(b, settled) {
+			nums = append(nums, n)
+		}
+	}
+	slices.Sort(nums)
+	return toRanges(nums)
+}
+
+// settledBy reports whether b arrived at or before settled; every block
+// has when settled is zero.
+func settledBy(b *block, settled time.Time) bool {
+	return settled.IsZero() || !b.at.After(settled)
 }
 
 // missing returns the numbers in remote's digest that this ledger would accept,
@@ -202,15 +224,18 @@ type slot struct {
 }
 
 // slots returns, in request order, the numbers of rs that this ledger holds
-// or has delivered, visiting at most maxVisit numbers. It is the part of
-// serving a fetch that needs the ledger's lock; reading evicted blocks from
-// the store and applying the byte budget happen after it is released.
-func (l *ledger) slots(rs []*wire.Range, maxVisit int, fromStore bool) []slot {
+// or has delivered, visiting at most maxVisit numbers; a held block that
+// arrived after settled (when it is not zero) is left out. It is the part
+// of serving a fetch that needs the ledger's lock; reading evicted blocks
+// from the store and applying the byte budget happen after it is released.
+func (l *ledger) slots(rs []*wire.Range, maxVisit int, fromStore bool, settled time.Time) []slot {
 	var out []slot
 	eachNumber(rs, maxVisit, func(n uint64) bool {
 		switch b := l.blocks[n]; {
 		case b != nil:
-			out = append(out, slot{n, b})
+			if settledBy(b, settled) {
+				out = append(out, slot{n, b})
+			}
 		case fromStore && n < l.height:
 			out = append(out, slot{n, nil})
 		}

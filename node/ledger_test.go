@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/fabgossip/fabgossip/transport/wire"
 )
@@ -104,7 +105,7 @@ func TestLedgerDigestMissingGet(t *testing.T) {
 		addCommit(l, bs[i])
 	}
 	var got [][2]uint64
-	for _, r := range l.digest() {
+	for _, r := range l.digest(time.Time{}) {
 		got = append(got, [2]uint64{r.First, r.Last})
 	}
 	if len(got) != 2 || got[0] != [2]uint64{0, 2} || got[1] != [2]uint64{5, 6} {
@@ -139,7 +140,7 @@ func addCommit(l *ledger, b *block) ([]*block, []*block) {
 
 // get is what serving a fetch does: slots under the lock, then take.
 func get(l *ledger, rs []*wire.Range, maxCount, maxBytes int, load func(uint64) *block) []*block {
-	return take(l.slots(rs, maxCount*4, load != nil), maxCount, maxBytes, load)
+	return take(l.slots(rs, maxCount*4, load != nil, time.Time{}), maxCount, maxBytes, load)
 }
 
 // TestLedgerStaging: staged blocks are duplicates but not yet delivered; a
@@ -188,5 +189,36 @@ func TestLedgerGetLoadsWhatLeftTheWindow(t *testing.T) {
 	}
 	if !slices.Equal(asked, []uint64{0, 1, 2}) {
 		t.Fatalf("loaded %v, want only the evicted, delivered 0-2 (never a number at or above the height)", asked)
+	}
+}
+
+// TestLedgerPullLeavesYoungBlocks: the digest and the slots a fetch is
+// served from leave out the blocks that arrived after the settled time,
+// and a young block still in the window is not read back from the store
+// instead; a zero time leaves nothing out.
+func TestLedgerPullLeavesYoungBlocks(t *testing.T) {
+	l := newLedger(100, 100)
+	bs := chain("c", 4)
+	t0 := time.Unix(1000, 0)
+	for i, b := range bs {
+		b.at = t0.Add(time.Duration(i) * time.Second)
+		addCommit(l, b)
+	}
+	settled := t0.Add(time.Second) // blocks 0 and 1 arrived by then
+	var got [][2]uint64
+	for _, r := range l.digest(settled) {
+		got = append(got, [2]uint64{r.First, r.Last})
+	}
+	if len(got) != 1 || got[0] != [2]uint64{0, 1} {
+		t.Fatalf("digest %v, want [[0 1]]", got)
+	}
+	all := []*wire.Range{{First: 0, Last: 3}}
+	load := func(n uint64) *block { return bs[n] }
+	slots := l.slots(all, 10, true, settled)
+	if g := take(slots, 10, 1<<20, load); !slices.Equal(numbersOf(g), []uint64{0, 1}) {
+		t.Fatalf("served %v, want [0 1]: young blocks neither from the window nor from the store", numbersOf(g))
+	}
+	if g := get(l, all, 10, 1<<20, nil); !slices.Equal(numbersOf(g), []uint64{0, 1, 2, 3}) {
+		t.Fatalf("served %v with no settled time, want every block", numbersOf(g))
 	}
 }

@@ -62,7 +62,7 @@ func (n *Node) Publish(ctx context.Context, ch string, data []byte) (Block, erro
 		if err != nil {
 			return Block{}, fmt.Errorf("node: signing block: %w", err)
 		}
-		b := &block{env: env, msg: msg, hash: BlockHash(msg), size: envSize(env), done: make(chan error, 1)}
+		b := &block{env: env, msg: msg, hash: BlockHash(msg), size: envSize(env), at: n.now(), done: make(chan error, 1)}
 
 		if err := n.stillPublishable(ch, cs); err != nil {
 			return Block{}, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -138,7 +139,7 @@ func (n *Node) Blocks(ch string, from uint64, limit int) ([]Block, error) {
 		return nil, nil
 	}
 	var out []Block
-	for _, b := range n.fetch(cs, []*wire.Range{{First: from, Last: height - 1}}, limit, math.MaxInt) {
+	for _, b := range n.fetch(cs, []*wire.Range{{First: from, Last: height - 1}}, limit, math.MaxInt, time.Time{}) {
 		out = append(out, publicBlock(b))
 	}
 	return out, nil
@@ -148,9 +149,9 @@ func (n *Node) Blocks(ch string, from uint64, limit int) ([]Block, error) {
 // and, past the first, within maxBytes of envelopes: from the in-memory
 // window and, for delivered blocks that fell out of it, from the store. The
 // store is read without holding the channel's lock.
-func (n *Node) fetch(cs *channelState, rs []*wire.Range, maxCount, maxBytes int) []*block {
+func (n *Node) fetch(cs *channelState, rs []*wire.Range, maxCount, maxBytes int, settled time.Time) []*block {
 	cs.mu.Lock()
-	slots := cs.ledger.slots(rs, maxCount*4, n.store != nil)
+	slots := cs.ledger.slots(rs, maxCount*4, n.store != nil, settled)
 	cs.mu.Unlock()
 	var load func(uint64) *block
 	if n.store != nil {

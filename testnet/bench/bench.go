@@ -91,6 +91,9 @@ func FabricStockConfig() node.Config {
 	c := node.DefaultConfig()
 	c.Dissemination = node.DisseminationFabric
 	c.MaxBlockCountToStore = FabricMaxBlockCountToStore
+	// Fabric's pull serves every block it holds at once: its push leaves
+	// its misses to pull alone.
+	c.PullGrace = 0
 	// Fabric's membership: heartbeats to PropagatePeerNum peers, forwarded
 	// once, and the discovery sync every PullInterval.
 	c.DirectAlive = false

@@ -171,9 +171,9 @@ func (s *fabgossipSUT) publish(ctx context.Context, c int, num uint64, data []by
 
 func (s *fabgossipSUT) describe() (string, string) {
 	c, name := s.cfg, s.cfgName
-	return fmt.Sprintf("%s: PropagatePeerNum %d, PropagateIterations %d, emitter %v / %d messages, CrossOrgPeerNum %d, pull every %v from %d peers, block window %d, StateInfo every %v, alive every %v",
+	return fmt.Sprintf("%s: PropagatePeerNum %d, PropagateIterations %d, emitter %v / %d messages, CrossOrgPeerNum %d, pull every %v from %d peers (blocks held %v or more), block window %d, StateInfo every %v, alive every %v",
 			name, c.PropagatePeerNum, c.PropagateIterations, c.MaxPropagationBurstLatency, c.MaxPropagationBurstSize, c.CrossOrgPeerNum,
-			c.PullInterval, c.PullPeerNum, c.MaxBlockCountToStore, c.PublishStateInfoInterval, c.AliveTimeInterval),
+			c.PullInterval, c.PullPeerNum, c.PullGrace, c.MaxBlockCountToStore, c.PublishStateInfoInterval, c.AliveTimeInterval),
 		"every peer's tracer counts block envelopes and StateInfo of a channel that reach a peer of a non-member org; an outsider host with no org, connected to every peer, counts any push or pull stream opened to it"
 }
 
