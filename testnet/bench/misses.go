@@ -87,24 +87,31 @@ func (r *recorder) pushSent(ch int, num uint64, from, to int) {
 
 // ihaveSent records that from queued an IHAVE of (ch, num) for to.
 func (r *recorder) ihaveSent(ch int, nums []uint64, from, to int) {
-	at := r.now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, num := range nums {
-		if t := r.traced(ch, num, to); t != nil && t.ihave == 0 {
+	r.eachTraced(ch, nums, to, func(t *pairTrace, at time.Duration) {
+		if t.ihave == 0 {
 			t.ihave, t.ihaver = at, from
 		}
-	}
+	})
 }
 
 // graftSent records that member from grafted (ch, num) from to.
 func (r *recorder) graftSent(ch int, nums []uint64, from, to int) {
+	r.eachTraced(ch, nums, from, func(t *pairTrace, at time.Duration) {
+		if t.graft == 0 {
+			t.graft, t.graftTo = at, to
+		}
+	})
+}
+
+// eachTraced calls f, under the recorder's lock and with the time now, on
+// the trace of each of nums of channel ch at member.
+func (r *recorder) eachTraced(ch int, nums []uint64, member int, f func(t *pairTrace, at time.Duration)) {
 	at := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, num := range nums {
-		if t := r.traced(ch, num, from); t != nil && t.graft == 0 {
-			t.graft, t.graftTo = at, to
+		if t := r.traced(ch, num, member); t != nil {
+			f(t, at)
 		}
 	}
 }
