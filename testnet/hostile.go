@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -45,6 +46,12 @@ type HostileOptions struct {
 	// Dir, if set, is where the network is generated and kept; otherwise a
 	// temporary directory, removed at the end.
 	Dir string
+	// Profile writes the target's CPU and heap profiles (cpu.pprof and
+	// heap.pprof, for go tool pprof) into its directory; it needs Dir.
+	Profile bool
+	// Only, if set, runs just the attacks whose names contain one of its
+	// comma-separated parts (case-insensitive), e.g. "flood".
+	Only string
 }
 
 // ErrHostileFailed is returned by RunHostile when an attack broke its
@@ -117,6 +124,9 @@ func RunHostile(ctx context.Context, o HostileOptions) (*HostileReport, error) {
 	if err := procSupported(); err != nil {
 		return nil, err
 	}
+	if o.Profile && o.Dir == "" {
+		return nil, errors.New("testnet: HostileOptions.Profile needs Dir, where the profiles are kept")
+	}
 	bin, dir, cleanup, err := workspace(o.Binary, o.Dir, "fabgossip-hostile-")
 	if err != nil {
 		return nil, err
@@ -152,7 +162,12 @@ func RunHostile(ctx context.Context, o HostileOptions) (*HostileReport, error) {
 	defer stop()
 
 	deadline := time.Now().Add(o.StartTimeout)
-	target, err := startProcess(procCtx, bin, byName("peer0.A"), nil, o.LogLevel)
+	var profile []string
+	if o.Profile {
+		td := filepath.Dir(byName("peer0.A").Config)
+		profile = []string{"--cpuprofile", filepath.Join(td, "cpu.pprof"), "--memprofile", filepath.Join(td, "heap.pprof")}
+	}
+	target, err := startProcess(procCtx, bin, byName("peer0.A"), nil, o.LogLevel, profile...)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +196,14 @@ func RunHostile(ctx context.Context, o HostileOptions) (*HostileReport, error) {
 		return nil, err
 	}
 	s.idle = rep.IdleCPUMsPerS / 1000
-	for _, a := range s.attacks() {
+	attacks := s.attacks()
+	if o.Only != "" {
+		attacks = slices.DeleteFunc(attacks, func(a attack) bool { return !selected(a.name, o.Only) })
+		if len(attacks) == 0 {
+			return nil, fmt.Errorf("testnet: no attack matches %q", o.Only)
+		}
+	}
+	for _, a := range attacks {
 		if ctx.Err() != nil {
 			return rep, ctx.Err()
 		}
@@ -205,6 +227,17 @@ func RunHostile(ctx context.Context, o HostileOptions) (*HostileReport, error) {
 		return rep, ErrHostileFailed
 	}
 	return rep, nil
+}
+
+// selected reports whether name contains one of only's comma-separated
+// parts, ignoring case.
+func selected(name, only string) bool {
+	for part := range strings.SplitSeq(only, ",") {
+		if part = strings.TrimSpace(part); part != "" && strings.Contains(strings.ToLower(name), strings.ToLower(part)) {
+			return true
+		}
+	}
+	return false
 }
 
 // waitMember waits until p's admin status lists the peer id as live.

@@ -279,13 +279,19 @@ func (s *suite) honestUnderFlood(ctx context.Context) (int64, string, bool, erro
 	var wg sync.WaitGroup
 	var sent atomic.Int64
 	var still atomic.Bool
-	wg.Go(func() { w, _, admitted, _ := s.insiderFloodFor(fctx, d); sent.Add(w); still.Store(admitted) })
+	var insiderErr error
+	wg.Go(func() {
+		w, _, admitted, err := s.insiderFloodFor(fctx, d)
+		sent.Add(w)
+		still.Store(admitted)
+		insiderErr = err
+	})
 	wg.Go(func() { w, _, _, _ := s.floodFor(fctx, d); sent.Add(w) })
 	time.Sleep(500 * time.Millisecond) // the floods at full speed first
 	loud, err := s.publishTimed(ctx, n)
 	cancel()
 	wg.Wait()
-	if err != nil {
+	if err = errors.Join(err, insiderErr); err != nil {
 		return sent.Load(), "", false, err
 	}
 	q50, q99 := percentile(quiet.lat, 0.50), percentile(quiet.lat, 0.99)

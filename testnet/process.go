@@ -45,7 +45,7 @@ type process struct {
 // to a file in the peer's directory (appended to, so that a restarted peer's
 // log follows its previous run's). The process is stopped (SIGTERM, then
 // SIGKILL after stopTimeout) when ctx ends; wait for it on done.
-func startProcess(ctx context.Context, bin string, g peerconfig.GeneratedPeer, bootstrap []string, logLevel string) (*process, error) {
+func startProcess(ctx context.Context, bin string, g peerconfig.GeneratedPeer, bootstrap []string, logLevel string, extra ...string) (*process, error) {
 	p := &process{
 		peer:      g,
 		bootstrap: bootstrap,
@@ -65,6 +65,7 @@ func startProcess(ctx context.Context, bin string, g peerconfig.GeneratedPeer, b
 	if len(bootstrap) > 0 {
 		args = append(args, "--bootstrap", strings.Join(bootstrap, ","))
 	}
+	args = append(args, extra...)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(), "GOLOG_LOG_LEVEL=error")

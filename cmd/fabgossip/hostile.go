@@ -18,6 +18,8 @@ func runHostile(ctx context.Context, e *env, args []string) error {
 	flood := fs.Duration("flood", 0, "how long the flood lasts (default 10s, 3s with --short)")
 	dir := fs.String("dir", "", "generate the network here and keep the files, the peers' logs included (default: a temporary directory, removed on exit)")
 	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
+	profile := fs.Bool("profile", false, "write the target's CPU and heap profiles (cpu.pprof, heap.pprof) into its directory; needs --dir")
+	only := fs.String("only", "", "run only the attacks whose names contain one of these comma-separated words, e.g. \"flood\" (default: every attack)")
 	logLevel := fs.String("log-level", "info", "the peers' log level (logs are peer.log in each peer's directory)")
 	h := help{
 		usage: "fabgossip hostile [flags]",
@@ -32,13 +34,17 @@ func runHostile(ctx context.Context, e *env, args []string) error {
 			"handshakes disconnected, forgers ejected, nothing answered to outsiders.",
 		example: "fabgossip hostile\n" +
 			"fabgossip hostile --short\n" +
-			"fabgossip hostile --flood 30s --json hostile.json",
+			"fabgossip hostile --flood 30s --json hostile.json\n" +
+			"fabgossip hostile --only \"honest traffic\"",
 	}
 	if err := parseFlags(e, name, fs, h, args, false); err != nil {
 		return err
 	}
+	if *profile && *dir == "" {
+		return usagef(name, "--profile needs --dir, where the profiles are kept")
+	}
 	start := time.Now()
-	rep, err := testnet.RunHostile(ctx, testnet.HostileOptions{Short: *short, Flood: *flood, Dir: *dir, LogLevel: *logLevel, Out: e.stdout})
+	rep, err := testnet.RunHostile(ctx, testnet.HostileOptions{Short: *short, Flood: *flood, Dir: *dir, Only: *only, Profile: *profile, LogLevel: *logLevel, Out: e.stdout})
 	if rep != nil && *jsonPath != "" {
 		data, jerr := json.MarshalIndent(rep, "", "  ")
 		if jerr == nil {

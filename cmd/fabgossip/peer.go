@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,7 +11,7 @@ import (
 	"github.com/fabgossip/fabgossip/node/peerconfig"
 )
 
-func runPeer(ctx context.Context, e *env, args []string) error {
+func runPeer(ctx context.Context, e *env, args []string) (err error) {
 	const name = "peer"
 	fs := newFlagSet(name)
 	configPath := fs.String("config", "", "peer config file (YAML; see fabgossip network init)")
@@ -24,6 +25,8 @@ func runPeer(ctx context.Context, e *env, args []string) error {
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "", "log format: text, json")
 	readyFile := fs.String("ready-file", "", "once started, write the peer's ID, addresses and admin URL to this file as JSON (for scripts and the testnet)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the peer's whole run to this file (go tool pprof)")
+	memProfile := fs.String("memprofile", "", "at shutdown, write a heap profile to this file")
 	h := help{
 		usage: "fabgossip peer --config FILE [flags]",
 		description: "Runs a peer until SIGINT or SIGTERM, then shuts it down gracefully. Flags\n" +
@@ -76,6 +79,11 @@ func runPeer(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, stopProfiles()) }()
 	p, err := peerconfig.New(cfg, peerconfig.WithLogger(log))
 	if err != nil {
 		return err
