@@ -3,6 +3,7 @@ package chunk
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"testing"
 )
@@ -272,5 +273,33 @@ func TestResultString(t *testing.T) {
 		if r.String() != want {
 			t.Errorf("Result(%d).String() = %q, want %q", r, r.String(), want)
 		}
+	}
+}
+
+// TestLargestBlock assembles a block of DefaultMaxDataSize in the most
+// chunks DefaultLimits allow, in a shuffled order with every chunk sent
+// twice, as from two senders.
+func TestLargestBlock(t *testing.T) {
+	data := randomData(17, DefaultMaxDataSize)
+	c := mustCommit(t, data, DefaultMinChunkSize, DefaultLimits())
+	if c.Count() != DefaultMaxChunks {
+		t.Fatalf("%d chunks, want %d", c.Count(), DefaultMaxChunks)
+	}
+	order := append(seq(c.Count()), seq(c.Count())...)
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	a := mustAssembly(t, c)
+	var got [Duplicate + 1]int
+	for _, i := range order {
+		r, err := a.Add(i, c.Chunk(data, i))
+		if err != nil {
+			t.Fatalf("Add(%d): %v", i, err)
+		}
+		got[r]++
+	}
+	if got[Added] != c.Count()-1 || got[Completed] != 1 || got[Duplicate] != c.Count() {
+		t.Fatalf("results %v", got)
+	}
+	if out, ok := a.Data(); !ok || !bytes.Equal(out, data) {
+		t.Fatal("the assembled block is not the input")
 	}
 }

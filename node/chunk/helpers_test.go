@@ -1,6 +1,7 @@
 package chunk
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"testing"
 )
@@ -11,11 +12,10 @@ var tiny = Limits{MaxDataSize: 1 << 16, MinChunkSize: 1, MaxChunkSize: 1 << 10, 
 
 // randomData returns n bytes from a seeded source.
 func randomData(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[:], seed)
 	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
+	_, _ = rand.NewChaCha8(key).Read(b) // never fails
 	return b
 }
 
