@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"runtime"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -299,5 +300,46 @@ func TestSingleFrameEncodingUnchanged(t *testing.T) {
 	varintField(8, 42)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("single-frame block encodes as\n%x\nwant\n%x", got, want)
+	}
+}
+
+// TestVerifyRefusesBeforeAllocating: a header whose numbers are refused
+// costs a few hundred bytes of error, not memory in proportion to what it
+// claims, and a header whose hash list is wrong is refused before the list
+// is copied.
+func TestVerifyRefusesBeforeAllocating(t *testing.T) {
+	lim := DefaultLimits()
+	full := make([][]byte, DefaultMaxChunks)
+	for i := range full {
+		full[i] = make([]byte, HashSize)
+	}
+	shortLast := append(append([][]byte(nil), full[:len(full)-1]...), make([]byte, HashSize-1))
+	root := make([]byte, HashSize)
+	cases := []struct {
+		name      string
+		chunkSize uint32
+		dataSize  uint64
+		hashes    [][]byte
+	}{
+		{"claims 2^63 bytes", 1 << 20, 1 << 63, full[:1]},
+		{"claims 2^32 one-byte chunks", 1, 1 << 32, full[:1]},
+		{"claims the maximum, carries one hash", DefaultMinChunkSize, DefaultMaxDataSize, full[:1]},
+		{"last hash short", DefaultMinChunkSize, DefaultMaxDataSize, shortLast},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			const runs = 100
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			for range runs {
+				if _, err := Verify(tc.chunkSize, tc.dataSize, tc.hashes, root, lim); err == nil {
+					t.Fatal("accepted")
+				}
+			}
+			runtime.ReadMemStats(&after)
+			if per := (after.TotalAlloc - before.TotalAlloc) / runs; per > 1<<10 {
+				t.Fatalf("refusal allocates %d bytes", per)
+			}
+		})
 	}
 }
