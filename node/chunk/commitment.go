@@ -36,6 +36,15 @@ const (
 	DefaultMaxChunks    = DefaultMaxDataSize / DefaultMinChunkSize
 )
 
+// DefaultChunkSize is the chunk size a publisher should use. Add runs at
+// the speed of SHA-256 from 16 KiB to 1 MiB alike (about 1.4 GB/s against
+// 1.6 GB/s for the hash alone, on one core with SHA-NI), so the choice is
+// the network's: a relay forwards a chunk once it holds all of it, so each
+// hop adds a chunk's transfer time (5 ms for 64 KiB at 100 Mbit/s, 21 ms
+// for 256 KiB), while each chunk costs 32 bytes of header (32 KiB for a
+// 64 MiB block at 64 KiB) and one message.
+const DefaultChunkSize = 64 << 10
+
 // Limits bound what a chunked header may claim. They are checked on the
 // header's numbers before anything proportional to them is allocated or
 // hashed.
