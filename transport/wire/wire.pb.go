@@ -285,6 +285,9 @@ type Block struct {
 	Publisher            []byte                 `protobuf:"bytes,6,opt,name=publisher,proto3" json:"publisher,omitempty"`
 	PublisherCertificate *Certificate           `protobuf:"bytes,7,opt,name=publisher_certificate,json=publisherCertificate,proto3" json:"publisher_certificate,omitempty"`
 	PublishedAt          int64                  `protobuf:"varint,8,opt,name=published_at,json=publishedAt,proto3" json:"published_at,omitempty"`
+	ChunkSize            uint32                 `protobuf:"varint,9,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	DataSize             uint64                 `protobuf:"varint,10,opt,name=data_size,json=dataSize,proto3" json:"data_size,omitempty"`
+	ChunkHashes          [][]byte               `protobuf:"bytes,11,rep,name=chunk_hashes,json=chunkHashes,proto3" json:"chunk_hashes,omitempty"`
 	unknownFields        protoimpl.UnknownFields
 	sizeCache            protoimpl.SizeCache
 }
@@ -375,6 +378,103 @@ func (x *Block) GetPublishedAt() int64 {
 	return 0
 }
 
+func (x *Block) GetChunkSize() uint32 {
+	if x != nil {
+		return x.ChunkSize
+	}
+	return 0
+}
+
+func (x *Block) GetDataSize() uint64 {
+	if x != nil {
+		return x.DataSize
+	}
+	return 0
+}
+
+func (x *Block) GetChunkHashes() [][]byte {
+	if x != nil {
+		return x.ChunkHashes
+	}
+	return nil
+}
+
+type BlockChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Channel       string                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	Number        uint64                 `protobuf:"varint,2,opt,name=number,proto3" json:"number,omitempty"`
+	BlockHash     []byte                 `protobuf:"bytes,3,opt,name=block_hash,json=blockHash,proto3" json:"block_hash,omitempty"`
+	Index         uint32                 `protobuf:"varint,4,opt,name=index,proto3" json:"index,omitempty"`
+	Data          []byte                 `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlockChunk) Reset() {
+	*x = BlockChunk{}
+	mi := &file_wire_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockChunk) ProtoMessage() {}
+
+func (x *BlockChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockChunk.ProtoReflect.Descriptor instead.
+func (*BlockChunk) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *BlockChunk) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *BlockChunk) GetNumber() uint64 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *BlockChunk) GetBlockHash() []byte {
+	if x != nil {
+		return x.BlockHash
+	}
+	return nil
+}
+
+func (x *BlockChunk) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *BlockChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type Property struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -385,7 +485,7 @@ type Property struct {
 
 func (x *Property) Reset() {
 	*x = Property{}
-	mi := &file_wire_proto_msgTypes[5]
+	mi := &file_wire_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -397,7 +497,7 @@ func (x *Property) String() string {
 func (*Property) ProtoMessage() {}
 
 func (x *Property) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[5]
+	mi := &file_wire_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -410,7 +510,7 @@ func (x *Property) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Property.ProtoReflect.Descriptor instead.
 func (*Property) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{5}
+	return file_wire_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Property) GetKey() string {
@@ -442,7 +542,7 @@ type StateInfo struct {
 
 func (x *StateInfo) Reset() {
 	*x = StateInfo{}
-	mi := &file_wire_proto_msgTypes[6]
+	mi := &file_wire_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -454,7 +554,7 @@ func (x *StateInfo) String() string {
 func (*StateInfo) ProtoMessage() {}
 
 func (x *StateInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[6]
+	mi := &file_wire_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -467,7 +567,7 @@ func (x *StateInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateInfo.ProtoReflect.Descriptor instead.
 func (*StateInfo) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{6}
+	return file_wire_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StateInfo) GetPeerId() []byte {
@@ -533,7 +633,7 @@ type CertificateBody struct {
 
 func (x *CertificateBody) Reset() {
 	*x = CertificateBody{}
-	mi := &file_wire_proto_msgTypes[7]
+	mi := &file_wire_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -545,7 +645,7 @@ func (x *CertificateBody) String() string {
 func (*CertificateBody) ProtoMessage() {}
 
 func (x *CertificateBody) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[7]
+	mi := &file_wire_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -558,7 +658,7 @@ func (x *CertificateBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateBody.ProtoReflect.Descriptor instead.
 func (*CertificateBody) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{7}
+	return file_wire_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CertificateBody) GetNetwork() string {
@@ -613,7 +713,7 @@ type Certificate struct {
 
 func (x *Certificate) Reset() {
 	*x = Certificate{}
-	mi := &file_wire_proto_msgTypes[8]
+	mi := &file_wire_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -625,7 +725,7 @@ func (x *Certificate) String() string {
 func (*Certificate) ProtoMessage() {}
 
 func (x *Certificate) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[8]
+	mi := &file_wire_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -638,7 +738,7 @@ func (x *Certificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Certificate.ProtoReflect.Descriptor instead.
 func (*Certificate) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{8}
+	return file_wire_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Certificate) GetBody() []byte {
@@ -669,7 +769,7 @@ type Alive struct {
 
 func (x *Alive) Reset() {
 	*x = Alive{}
-	mi := &file_wire_proto_msgTypes[9]
+	mi := &file_wire_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +781,7 @@ func (x *Alive) String() string {
 func (*Alive) ProtoMessage() {}
 
 func (x *Alive) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[9]
+	mi := &file_wire_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +794,7 @@ func (x *Alive) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alive.ProtoReflect.Descriptor instead.
 func (*Alive) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{9}
+	return file_wire_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Alive) GetCertificate() *Certificate {
@@ -749,7 +849,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_wire_proto_msgTypes[10]
+	mi := &file_wire_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +861,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[10]
+	mi := &file_wire_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +874,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{10}
+	return file_wire_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Batch) GetEnvelopes() []*Envelope {
@@ -804,7 +904,7 @@ type TreeControl struct {
 
 func (x *TreeControl) Reset() {
 	*x = TreeControl{}
-	mi := &file_wire_proto_msgTypes[11]
+	mi := &file_wire_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +916,7 @@ func (x *TreeControl) String() string {
 func (*TreeControl) ProtoMessage() {}
 
 func (x *TreeControl) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[11]
+	mi := &file_wire_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +929,7 @@ func (x *TreeControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TreeControl.ProtoReflect.Descriptor instead.
 func (*TreeControl) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{11}
+	return file_wire_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TreeControl) GetChannel() string {
@@ -876,7 +976,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_wire_proto_msgTypes[12]
+	mi := &file_wire_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +988,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[12]
+	mi := &file_wire_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +1001,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{12}
+	return file_wire_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Hello) GetAlive() *Envelope {
@@ -921,7 +1021,7 @@ type Range struct {
 
 func (x *Range) Reset() {
 	*x = Range{}
-	mi := &file_wire_proto_msgTypes[13]
+	mi := &file_wire_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -933,7 +1033,7 @@ func (x *Range) String() string {
 func (*Range) ProtoMessage() {}
 
 func (x *Range) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[13]
+	mi := &file_wire_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -946,7 +1046,7 @@ func (x *Range) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Range.ProtoReflect.Descriptor instead.
 func (*Range) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{13}
+	return file_wire_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Range) GetFirst() uint64 {
@@ -972,7 +1072,7 @@ type DigestRequest struct {
 
 func (x *DigestRequest) Reset() {
 	*x = DigestRequest{}
-	mi := &file_wire_proto_msgTypes[14]
+	mi := &file_wire_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -984,7 +1084,7 @@ func (x *DigestRequest) String() string {
 func (*DigestRequest) ProtoMessage() {}
 
 func (x *DigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[14]
+	mi := &file_wire_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -997,7 +1097,7 @@ func (x *DigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestRequest.ProtoReflect.Descriptor instead.
 func (*DigestRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{14}
+	return file_wire_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DigestRequest) GetChannel() string {
@@ -1017,7 +1117,7 @@ type Digest struct {
 
 func (x *Digest) Reset() {
 	*x = Digest{}
-	mi := &file_wire_proto_msgTypes[15]
+	mi := &file_wire_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1129,7 @@ func (x *Digest) String() string {
 func (*Digest) ProtoMessage() {}
 
 func (x *Digest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[15]
+	mi := &file_wire_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1142,7 @@ func (x *Digest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Digest.ProtoReflect.Descriptor instead.
 func (*Digest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{15}
+	return file_wire_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Digest) GetChannel() string {
@@ -1069,7 +1169,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_wire_proto_msgTypes[16]
+	mi := &file_wire_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1081,7 +1181,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[16]
+	mi := &file_wire_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1094,7 +1194,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{16}
+	return file_wire_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FetchRequest) GetChannel() string {
@@ -1120,7 +1220,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_wire_proto_msgTypes[17]
+	mi := &file_wire_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1132,7 +1232,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[17]
+	mi := &file_wire_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1145,7 +1245,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{17}
+	return file_wire_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *FetchResponse) GetBlocks() []*Envelope {
@@ -1165,7 +1265,7 @@ type StateInfoRequest struct {
 
 func (x *StateInfoRequest) Reset() {
 	*x = StateInfoRequest{}
-	mi := &file_wire_proto_msgTypes[18]
+	mi := &file_wire_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1177,7 +1277,7 @@ func (x *StateInfoRequest) String() string {
 func (*StateInfoRequest) ProtoMessage() {}
 
 func (x *StateInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[18]
+	mi := &file_wire_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1190,7 +1290,7 @@ func (x *StateInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateInfoRequest.ProtoReflect.Descriptor instead.
 func (*StateInfoRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{18}
+	return file_wire_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StateInfoRequest) GetChannelMac() []byte {
@@ -1216,7 +1316,7 @@ type StateInfoSnapshot struct {
 
 func (x *StateInfoSnapshot) Reset() {
 	*x = StateInfoSnapshot{}
-	mi := &file_wire_proto_msgTypes[19]
+	mi := &file_wire_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1228,7 +1328,7 @@ func (x *StateInfoSnapshot) String() string {
 func (*StateInfoSnapshot) ProtoMessage() {}
 
 func (x *StateInfoSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[19]
+	mi := &file_wire_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1241,7 +1341,7 @@ func (x *StateInfoSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateInfoSnapshot.ProtoReflect.Descriptor instead.
 func (*StateInfoSnapshot) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{19}
+	return file_wire_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StateInfoSnapshot) GetElements() []*Envelope {
@@ -1260,7 +1360,7 @@ type MembershipRequest struct {
 
 func (x *MembershipRequest) Reset() {
 	*x = MembershipRequest{}
-	mi := &file_wire_proto_msgTypes[20]
+	mi := &file_wire_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1272,7 +1372,7 @@ func (x *MembershipRequest) String() string {
 func (*MembershipRequest) ProtoMessage() {}
 
 func (x *MembershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[20]
+	mi := &file_wire_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1285,7 +1385,7 @@ func (x *MembershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipRequest.ProtoReflect.Descriptor instead.
 func (*MembershipRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{20}
+	return file_wire_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MembershipRequest) GetKnown() []uint64 {
@@ -1304,7 +1404,7 @@ type MembershipResponse struct {
 
 func (x *MembershipResponse) Reset() {
 	*x = MembershipResponse{}
-	mi := &file_wire_proto_msgTypes[21]
+	mi := &file_wire_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1416,7 @@ func (x *MembershipResponse) String() string {
 func (*MembershipResponse) ProtoMessage() {}
 
 func (x *MembershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[21]
+	mi := &file_wire_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1429,7 @@ func (x *MembershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipResponse.ProtoReflect.Descriptor instead.
 func (*MembershipResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{21}
+	return file_wire_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *MembershipResponse) GetAlive() []*Envelope {
@@ -1354,7 +1454,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_wire_proto_msgTypes[22]
+	mi := &file_wire_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1466,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[22]
+	mi := &file_wire_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1479,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{22}
+	return file_wire_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PullRequest) GetRequest() isPullRequest_Request {
@@ -1468,7 +1568,7 @@ type PullResponse struct {
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_wire_proto_msgTypes[23]
+	mi := &file_wire_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +1580,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[23]
+	mi := &file_wire_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +1593,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{23}
+	return file_wire_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PullResponse) GetResponse() isPullResponse_Response {
@@ -1587,7 +1687,7 @@ const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"state_info\x18\x02 \x01(\v2\x1c.fabgossip.wire.v1.StateInfoH\x00R\tstateInfo\x120\n" +
 	"\x05alive\x18\x03 \x01(\v2\x18.fabgossip.wire.v1.AliveH\x00R\x05aliveB\t\n" +
-	"\acontent\"\xa5\x02\n" +
+	"\acontent\"\x84\x03\n" +
 	"\x05Block\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12\x16\n" +
 	"\x06number\x18\x02 \x01(\x04R\x06number\x12#\n" +
@@ -1596,7 +1696,20 @@ const file_wire_proto_rawDesc = "" +
 	"\x04data\x18\x05 \x01(\fR\x04data\x12\x1c\n" +
 	"\tpublisher\x18\x06 \x01(\fR\tpublisher\x12S\n" +
 	"\x15publisher_certificate\x18\a \x01(\v2\x1e.fabgossip.wire.v1.CertificateR\x14publisherCertificate\x12!\n" +
-	"\fpublished_at\x18\b \x01(\x03R\vpublishedAt\"2\n" +
+	"\fpublished_at\x18\b \x01(\x03R\vpublishedAt\x12\x1d\n" +
+	"\n" +
+	"chunk_size\x18\t \x01(\rR\tchunkSize\x12\x1b\n" +
+	"\tdata_size\x18\n" +
+	" \x01(\x04R\bdataSize\x12!\n" +
+	"\fchunk_hashes\x18\v \x03(\fR\vchunkHashes\"\x87\x01\n" +
+	"\n" +
+	"BlockChunk\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12\x16\n" +
+	"\x06number\x18\x02 \x01(\x04R\x06number\x12\x1d\n" +
+	"\n" +
+	"block_hash\x18\x03 \x01(\fR\tblockHash\x12\x14\n" +
+	"\x05index\x18\x04 \x01(\rR\x05index\x12\x12\n" +
+	"\x04data\x18\x05 \x01(\fR\x04data\"2\n" +
 	"\bProperty\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"\xf9\x01\n" +
@@ -1695,57 +1808,58 @@ func file_wire_proto_rawDescGZIP() []byte {
 	return file_wire_proto_rawDescData
 }
 
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_wire_proto_goTypes = []any{
 	(*Envelope)(nil),           // 0: fabgossip.wire.v1.Envelope
 	(*SecretEnvelope)(nil),     // 1: fabgossip.wire.v1.SecretEnvelope
 	(*Secret)(nil),             // 2: fabgossip.wire.v1.Secret
 	(*Message)(nil),            // 3: fabgossip.wire.v1.Message
 	(*Block)(nil),              // 4: fabgossip.wire.v1.Block
-	(*Property)(nil),           // 5: fabgossip.wire.v1.Property
-	(*StateInfo)(nil),          // 6: fabgossip.wire.v1.StateInfo
-	(*CertificateBody)(nil),    // 7: fabgossip.wire.v1.CertificateBody
-	(*Certificate)(nil),        // 8: fabgossip.wire.v1.Certificate
-	(*Alive)(nil),              // 9: fabgossip.wire.v1.Alive
-	(*Batch)(nil),              // 10: fabgossip.wire.v1.Batch
-	(*TreeControl)(nil),        // 11: fabgossip.wire.v1.TreeControl
-	(*Hello)(nil),              // 12: fabgossip.wire.v1.Hello
-	(*Range)(nil),              // 13: fabgossip.wire.v1.Range
-	(*DigestRequest)(nil),      // 14: fabgossip.wire.v1.DigestRequest
-	(*Digest)(nil),             // 15: fabgossip.wire.v1.Digest
-	(*FetchRequest)(nil),       // 16: fabgossip.wire.v1.FetchRequest
-	(*FetchResponse)(nil),      // 17: fabgossip.wire.v1.FetchResponse
-	(*StateInfoRequest)(nil),   // 18: fabgossip.wire.v1.StateInfoRequest
-	(*StateInfoSnapshot)(nil),  // 19: fabgossip.wire.v1.StateInfoSnapshot
-	(*MembershipRequest)(nil),  // 20: fabgossip.wire.v1.MembershipRequest
-	(*MembershipResponse)(nil), // 21: fabgossip.wire.v1.MembershipResponse
-	(*PullRequest)(nil),        // 22: fabgossip.wire.v1.PullRequest
-	(*PullResponse)(nil),       // 23: fabgossip.wire.v1.PullResponse
+	(*BlockChunk)(nil),         // 5: fabgossip.wire.v1.BlockChunk
+	(*Property)(nil),           // 6: fabgossip.wire.v1.Property
+	(*StateInfo)(nil),          // 7: fabgossip.wire.v1.StateInfo
+	(*CertificateBody)(nil),    // 8: fabgossip.wire.v1.CertificateBody
+	(*Certificate)(nil),        // 9: fabgossip.wire.v1.Certificate
+	(*Alive)(nil),              // 10: fabgossip.wire.v1.Alive
+	(*Batch)(nil),              // 11: fabgossip.wire.v1.Batch
+	(*TreeControl)(nil),        // 12: fabgossip.wire.v1.TreeControl
+	(*Hello)(nil),              // 13: fabgossip.wire.v1.Hello
+	(*Range)(nil),              // 14: fabgossip.wire.v1.Range
+	(*DigestRequest)(nil),      // 15: fabgossip.wire.v1.DigestRequest
+	(*Digest)(nil),             // 16: fabgossip.wire.v1.Digest
+	(*FetchRequest)(nil),       // 17: fabgossip.wire.v1.FetchRequest
+	(*FetchResponse)(nil),      // 18: fabgossip.wire.v1.FetchResponse
+	(*StateInfoRequest)(nil),   // 19: fabgossip.wire.v1.StateInfoRequest
+	(*StateInfoSnapshot)(nil),  // 20: fabgossip.wire.v1.StateInfoSnapshot
+	(*MembershipRequest)(nil),  // 21: fabgossip.wire.v1.MembershipRequest
+	(*MembershipResponse)(nil), // 22: fabgossip.wire.v1.MembershipResponse
+	(*PullRequest)(nil),        // 23: fabgossip.wire.v1.PullRequest
+	(*PullResponse)(nil),       // 24: fabgossip.wire.v1.PullResponse
 }
 var file_wire_proto_depIdxs = []int32{
 	1,  // 0: fabgossip.wire.v1.Envelope.secret:type_name -> fabgossip.wire.v1.SecretEnvelope
 	4,  // 1: fabgossip.wire.v1.Message.block:type_name -> fabgossip.wire.v1.Block
-	6,  // 2: fabgossip.wire.v1.Message.state_info:type_name -> fabgossip.wire.v1.StateInfo
-	9,  // 3: fabgossip.wire.v1.Message.alive:type_name -> fabgossip.wire.v1.Alive
-	8,  // 4: fabgossip.wire.v1.Block.publisher_certificate:type_name -> fabgossip.wire.v1.Certificate
-	5,  // 5: fabgossip.wire.v1.StateInfo.properties:type_name -> fabgossip.wire.v1.Property
-	8,  // 6: fabgossip.wire.v1.Alive.certificate:type_name -> fabgossip.wire.v1.Certificate
+	7,  // 2: fabgossip.wire.v1.Message.state_info:type_name -> fabgossip.wire.v1.StateInfo
+	10, // 3: fabgossip.wire.v1.Message.alive:type_name -> fabgossip.wire.v1.Alive
+	9,  // 4: fabgossip.wire.v1.Block.publisher_certificate:type_name -> fabgossip.wire.v1.Certificate
+	6,  // 5: fabgossip.wire.v1.StateInfo.properties:type_name -> fabgossip.wire.v1.Property
+	9,  // 6: fabgossip.wire.v1.Alive.certificate:type_name -> fabgossip.wire.v1.Certificate
 	0,  // 7: fabgossip.wire.v1.Batch.envelopes:type_name -> fabgossip.wire.v1.Envelope
-	11, // 8: fabgossip.wire.v1.Batch.control:type_name -> fabgossip.wire.v1.TreeControl
+	12, // 8: fabgossip.wire.v1.Batch.control:type_name -> fabgossip.wire.v1.TreeControl
 	0,  // 9: fabgossip.wire.v1.Hello.alive:type_name -> fabgossip.wire.v1.Envelope
-	13, // 10: fabgossip.wire.v1.Digest.ranges:type_name -> fabgossip.wire.v1.Range
-	13, // 11: fabgossip.wire.v1.FetchRequest.ranges:type_name -> fabgossip.wire.v1.Range
+	14, // 10: fabgossip.wire.v1.Digest.ranges:type_name -> fabgossip.wire.v1.Range
+	14, // 11: fabgossip.wire.v1.FetchRequest.ranges:type_name -> fabgossip.wire.v1.Range
 	0,  // 12: fabgossip.wire.v1.FetchResponse.blocks:type_name -> fabgossip.wire.v1.Envelope
 	0,  // 13: fabgossip.wire.v1.StateInfoSnapshot.elements:type_name -> fabgossip.wire.v1.Envelope
 	0,  // 14: fabgossip.wire.v1.MembershipResponse.alive:type_name -> fabgossip.wire.v1.Envelope
-	14, // 15: fabgossip.wire.v1.PullRequest.digest:type_name -> fabgossip.wire.v1.DigestRequest
-	16, // 16: fabgossip.wire.v1.PullRequest.fetch:type_name -> fabgossip.wire.v1.FetchRequest
-	18, // 17: fabgossip.wire.v1.PullRequest.state_info:type_name -> fabgossip.wire.v1.StateInfoRequest
-	20, // 18: fabgossip.wire.v1.PullRequest.membership:type_name -> fabgossip.wire.v1.MembershipRequest
-	15, // 19: fabgossip.wire.v1.PullResponse.digest:type_name -> fabgossip.wire.v1.Digest
-	17, // 20: fabgossip.wire.v1.PullResponse.fetch:type_name -> fabgossip.wire.v1.FetchResponse
-	19, // 21: fabgossip.wire.v1.PullResponse.state_info:type_name -> fabgossip.wire.v1.StateInfoSnapshot
-	21, // 22: fabgossip.wire.v1.PullResponse.membership:type_name -> fabgossip.wire.v1.MembershipResponse
+	15, // 15: fabgossip.wire.v1.PullRequest.digest:type_name -> fabgossip.wire.v1.DigestRequest
+	17, // 16: fabgossip.wire.v1.PullRequest.fetch:type_name -> fabgossip.wire.v1.FetchRequest
+	19, // 17: fabgossip.wire.v1.PullRequest.state_info:type_name -> fabgossip.wire.v1.StateInfoRequest
+	21, // 18: fabgossip.wire.v1.PullRequest.membership:type_name -> fabgossip.wire.v1.MembershipRequest
+	16, // 19: fabgossip.wire.v1.PullResponse.digest:type_name -> fabgossip.wire.v1.Digest
+	18, // 20: fabgossip.wire.v1.PullResponse.fetch:type_name -> fabgossip.wire.v1.FetchResponse
+	20, // 21: fabgossip.wire.v1.PullResponse.state_info:type_name -> fabgossip.wire.v1.StateInfoSnapshot
+	22, // 22: fabgossip.wire.v1.PullResponse.membership:type_name -> fabgossip.wire.v1.MembershipResponse
 	23, // [23:23] is the sub-list for method output_type
 	23, // [23:23] is the sub-list for method input_type
 	23, // [23:23] is the sub-list for extension type_name
@@ -1763,13 +1877,13 @@ func file_wire_proto_init() {
 		(*Message_StateInfo)(nil),
 		(*Message_Alive)(nil),
 	}
-	file_wire_proto_msgTypes[22].OneofWrappers = []any{
+	file_wire_proto_msgTypes[23].OneofWrappers = []any{
 		(*PullRequest_Digest)(nil),
 		(*PullRequest_Fetch)(nil),
 		(*PullRequest_StateInfo)(nil),
 		(*PullRequest_Membership)(nil),
 	}
-	file_wire_proto_msgTypes[23].OneofWrappers = []any{
+	file_wire_proto_msgTypes[24].OneofWrappers = []any{
 		(*PullResponse_Digest)(nil),
 		(*PullResponse_Fetch)(nil),
 		(*PullResponse_StateInfo)(nil),
@@ -1781,7 +1895,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
