@@ -47,7 +47,7 @@ func (c Config) itemCaps() itemCaps {
 
 // batchCounts are the items of a batch, as the decoder will see them.
 type batchCounts struct {
-	envelopes, control int
+	envelopes, control, chunks int
 }
 
 // checkCounts runs the pre-pass for the message types that have one.
@@ -77,6 +77,9 @@ func batchWithinCaps(b *wire.Batch, caps itemCaps) error {
 			return tooMany("TreeControl.ihave+graft", n, caps.controlNumbers)
 		}
 	}
+	if n := len(b.GetChunks()); n > caps.batchEnvelopes {
+		return tooMany("Batch.chunks", n, caps.batchEnvelopes)
+	}
 	return nil
 }
 
@@ -89,8 +92,8 @@ func overCap(field string, limit int) error {
 	return fmt.Errorf("%w: %s has more than %d", ErrTooManyItems, field, limit)
 }
 
-// countBatch counts a Batch's envelopes and control entries, and the
-// numbers of each control entry.
+// countBatch counts a Batch's envelopes, control entries and chunks (capped
+// as envelopes are), and the numbers of each control entry.
 func countBatch(body []byte, caps itemCaps) (batchCounts, error) {
 	var n batchCounts
 	var err error
@@ -108,6 +111,10 @@ func countBatch(body []byte, caps itemCaps) (batchCounts, error) {
 				err = overCap("Batch.control", caps.batchControl)
 			} else if k := countControlNumbers(v); k > caps.controlNumbers {
 				err = tooMany("TreeControl.ihave+graft", k, caps.controlNumbers)
+			}
+		case 3:
+			if n.chunks++; n.chunks > caps.batchEnvelopes {
+				err = overCap("Batch.chunks", caps.batchEnvelopes)
 			}
 		}
 		return err == nil
@@ -133,17 +140,20 @@ func countControlNumbers(body []byte) int {
 	return n
 }
 
-// countPullRequest counts the ranges of a fetch request.
+// countPullRequest counts the ranges of a fetch or chunk request.
 func countPullRequest(body []byte, caps itemCaps) error {
 	ranges := 0
 	eachField(body, func(num protowire.Number, typ protowire.Type, v []byte) bool {
-		if num == 2 && typ == protowire.BytesType { // fetch
+		switch {
+		case num == 2 && typ == protowire.BytesType: // fetch
 			ranges += countField(v, 2, caps.pullRanges-ranges) // FetchRequest.ranges
+		case num == 5 && typ == protowire.BytesType: // chunks
+			ranges += countField(v, 4, caps.pullRanges-ranges) // ChunkRequest.ranges
 		}
 		return ranges <= caps.pullRanges
 	})
 	if ranges > caps.pullRanges {
-		return overCap("FetchRequest.ranges", caps.pullRanges)
+		return overCap("PullRequest ranges", caps.pullRanges)
 	}
 	return nil
 }
@@ -159,8 +169,8 @@ func countPullResponse(body []byte, caps itemCaps) error {
 		switch num {
 		case 1: // digest
 			ranges += countField(v, 2, caps.pullRanges-ranges) // Digest.ranges
-		case 2, 3, 4: // fetch, state_info, membership
-			envelopes += countField(v, 1, caps.pullEnvelopes-envelopes) // blocks, elements, alive
+		case 2, 3, 4, 5: // fetch, state_info, membership, chunks
+			envelopes += countField(v, 1, caps.pullEnvelopes-envelopes) // blocks, elements, alive, chunks
 		}
 		return ranges <= caps.pullRanges && envelopes <= caps.pullEnvelopes
 	})

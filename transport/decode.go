@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"math"
 	"slices"
 	"unicode/utf8"
 
@@ -50,6 +51,11 @@ func decodeBatchInPlace(body []byte, n batchCounts) (*wire.Batch, bool) {
 		ctrl = make([]wire.TreeControl, n.control)
 		b.Control = make([]*wire.TreeControl, 0, n.control)
 	}
+	var chunks []wire.BlockChunk
+	if n.chunks > 0 {
+		chunks = make([]wire.BlockChunk, n.chunks)
+		b.Chunks = make([]*wire.BlockChunk, 0, n.chunks)
+	}
 	for len(body) > 0 {
 		num, typ, k := protowire.ConsumeTag(body)
 		if k < 0 || typ != protowire.BytesType {
@@ -73,6 +79,12 @@ func decodeBatchInPlace(body []byte, n batchCounts) (*wire.Batch, bool) {
 				return nil, false
 			}
 			b.Control = append(b.Control, tc)
+		case num == 3 && len(b.Chunks) < len(chunks):
+			c := &chunks[len(b.Chunks)]
+			if !decodeBlockChunkInPlace(v, c) {
+				return nil, false
+			}
+			b.Chunks = append(b.Chunks, c)
 		default:
 			// An unknown field, or more entries than counted (cannot
 			// happen: countBatch counts exactly these fields).
@@ -114,6 +126,58 @@ func decodeSecretEnvelopeInPlace(body []byte) (*wire.SecretEnvelope, bool) {
 		return nil, false
 	}
 	return se, true
+}
+
+// decodeBlockChunkInPlace decodes a chunk, its block hash and data aliasing
+// body (capped). Each field at most once, with its declared type, and a
+// UTF-8 channel; anything else sends the batch to the generic path.
+func decodeBlockChunkInPlace(body []byte, c *wire.BlockChunk) bool {
+	var seen [6]bool
+	for len(body) > 0 {
+		num, typ, k := protowire.ConsumeTag(body)
+		if k < 0 || num < 1 || num > 5 || seen[num] {
+			return false
+		}
+		seen[num] = true
+		body = body[k:]
+		varint := num == 2 || num == 4
+		if varint {
+			if typ != protowire.VarintType {
+				return false
+			}
+			x, m := protowire.ConsumeVarint(body)
+			if m < 0 || (num == 4 && x > math.MaxUint32) {
+				return false
+			}
+			if num == 2 {
+				c.Number = x
+			} else {
+				c.Index = uint32(x)
+			}
+			body = body[m:]
+			continue
+		}
+		if typ != protowire.BytesType {
+			return false
+		}
+		v, m := protowire.ConsumeBytes(body)
+		if m < 0 {
+			return false
+		}
+		body = body[m:]
+		switch num {
+		case 1:
+			if !utf8.Valid(v) {
+				return false
+			}
+			c.Channel = string(v)
+		case 3:
+			c.BlockHash = v[:len(v):len(v)]
+		case 5:
+			c.Data = v[:len(v):len(v)]
+		}
+	}
+	return true
 }
 
 // decodeTreeControlInPlace decodes a control entry, its root aliasing body.

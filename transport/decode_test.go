@@ -47,6 +47,10 @@ func TestDecodeBatch(t *testing.T) {
 			{},
 			{Channel: "other", Graft: []uint64{0}},
 		},
+		Chunks: []*wire.BlockChunk{
+			{Channel: "ch", Number: 3, BlockHash: []byte("hash"), Index: 7, Data: []byte("chunk data")},
+			{},
+		},
 	}
 	fullBytes := mustMarshal(t, full)
 	// A field this version does not know: an Envelope with field 9.
@@ -70,6 +74,9 @@ func TestDecodeBatch(t *testing.T) {
 	ctrlUnknown := field(nil, 2, varintField(field(nil, 1, []byte("c")), 6, 1))
 	// An envelope as a varint: an unknown field of the batch.
 	wrongType := varintField(nil, 1, 3)
+	// A chunk whose index is given twice, and one with an unknown field.
+	chunkTwice := field(nil, 3, varintField(varintField(nil, 4, 1), 4, 2))
+	chunkUnknown := field(nil, 3, varintField(nil, 9, 1))
 
 	cases := []struct {
 		name    string
@@ -83,6 +90,8 @@ func TestDecodeBatch(t *testing.T) {
 		{"control unpacked, repeated, interleaved", mixed, true},
 		{"control unknown field", ctrlUnknown, false},
 		{"envelope with the wrong wire type", wrongType, false},
+		{"chunk field repeated", chunkTwice, false},
+		{"chunk unknown field", chunkUnknown, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -101,8 +110,8 @@ func TestDecodeBatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n.envelopes != len(want.Envelopes) || n.control != len(want.Control) {
-				t.Fatalf("counted %+v, decoded %d envelopes and %d control entries", n, len(want.Envelopes), len(want.Control))
+			if n.envelopes != len(want.Envelopes) || n.control != len(want.Control) || n.chunks != len(want.Chunks) {
+				t.Fatalf("counted %+v, decoded %d envelopes, %d control entries and %d chunks", n, len(want.Envelopes), len(want.Control), len(want.Chunks))
 			}
 			if _, ok := decodeBatchInPlace(tc.body, n); ok != tc.inPlace {
 				t.Fatalf("decoded in place: %v, want %v", ok, tc.inPlace)
@@ -125,6 +134,8 @@ func TestDecodeBatch(t *testing.T) {
 	for name, p := range map[string][]byte{
 		"payload": got.GetEnvelopes()[0].GetPayload(),
 		"root":    got.GetControl()[0].GetRoot(),
+		"chunk":   got.GetChunks()[0].GetData(),
+		"hash":    got.GetChunks()[0].GetBlockHash(),
 	} {
 		if cap(p) != len(p) {
 			t.Fatalf("aliased %s has spare capacity %d", name, cap(p)-len(p))
@@ -176,9 +187,14 @@ func TestCountCaps(t *testing.T) {
 		{"control numbers unpacked over", new(wire.Batch),
 			field(nil, 2, varintField(field(nil, 3, packed(5)), 4, 1)), "TreeControl.ihave+graft has 6, max 5"},
 		{"fetch ranges at the cap", new(wire.PullRequest), fetch(repeatField(6, 2, nil)), ""},
-		{"fetch ranges over", new(wire.PullRequest), fetch(repeatField(7, 2, nil)), "FetchRequest.ranges has more than 6"},
+		{"fetch ranges over", new(wire.PullRequest), fetch(repeatField(7, 2, nil)), "PullRequest ranges has more than 6"},
 		{"fetch ranges over across merged fetches", new(wire.PullRequest),
-			append(fetch(repeatField(4, 2, nil)), fetch(repeatField(3, 2, nil))...), "FetchRequest.ranges has more than 6"},
+			append(fetch(repeatField(4, 2, nil)), fetch(repeatField(3, 2, nil))...), "PullRequest ranges has more than 6"},
+		{"chunk ranges at the cap", new(wire.PullRequest), field(nil, 5, repeatField(6, 4, nil)), ""},
+		{"chunk ranges over", new(wire.PullRequest), field(nil, 5, repeatField(7, 4, nil)), "PullRequest ranges has more than 6"},
+		{"chunks at the cap", new(wire.Batch), repeatField(4, 3, nil), ""},
+		{"chunks over", new(wire.Batch), repeatField(5, 3, nil), "Batch.chunks has more than 4"},
+		{"chunk response over", new(wire.PullResponse), field(nil, 5, repeatField(3, 1, nil)), "envelopes has more than 2"},
 		{"digest ranges over", new(wire.PullResponse), field(nil, 1, repeatField(7, 2, nil)), "Digest.ranges has more than 6"},
 		{"fetch blocks over", new(wire.PullResponse), field(nil, 2, repeatField(3, 1, nil)), "envelopes has more than 2"},
 		{"state info elements over", new(wire.PullResponse), field(nil, 3, repeatField(3, 1, nil)), "envelopes has more than 2"},

@@ -843,6 +843,7 @@ type Batch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Envelopes     []*Envelope            `protobuf:"bytes,1,rep,name=envelopes,proto3" json:"envelopes,omitempty"`
 	Control       []*TreeControl         `protobuf:"bytes,2,rep,name=control,proto3" json:"control,omitempty"`
+	Chunks        []*BlockChunk          `protobuf:"bytes,3,rep,name=chunks,proto3" json:"chunks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -887,6 +888,13 @@ func (x *Batch) GetEnvelopes() []*Envelope {
 func (x *Batch) GetControl() []*TreeControl {
 	if x != nil {
 		return x.Control
+	}
+	return nil
+}
+
+func (x *Batch) GetChunks() []*BlockChunk {
+	if x != nil {
+		return x.Chunks
 	}
 	return nil
 }
@@ -1439,6 +1447,170 @@ func (x *MembershipResponse) GetAlive() []*Envelope {
 	return nil
 }
 
+type ChunkRange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	First         uint32                 `protobuf:"varint,1,opt,name=first,proto3" json:"first,omitempty"`
+	Last          uint32                 `protobuf:"varint,2,opt,name=last,proto3" json:"last,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkRange) Reset() {
+	*x = ChunkRange{}
+	mi := &file_wire_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkRange) ProtoMessage() {}
+
+func (x *ChunkRange) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkRange.ProtoReflect.Descriptor instead.
+func (*ChunkRange) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ChunkRange) GetFirst() uint32 {
+	if x != nil {
+		return x.First
+	}
+	return 0
+}
+
+func (x *ChunkRange) GetLast() uint32 {
+	if x != nil {
+		return x.Last
+	}
+	return 0
+}
+
+type ChunkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Channel       string                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	Number        uint64                 `protobuf:"varint,2,opt,name=number,proto3" json:"number,omitempty"`
+	BlockHash     []byte                 `protobuf:"bytes,3,opt,name=block_hash,json=blockHash,proto3" json:"block_hash,omitempty"`
+	Ranges        []*ChunkRange          `protobuf:"bytes,4,rep,name=ranges,proto3" json:"ranges,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkRequest) Reset() {
+	*x = ChunkRequest{}
+	mi := &file_wire_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkRequest) ProtoMessage() {}
+
+func (x *ChunkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkRequest.ProtoReflect.Descriptor instead.
+func (*ChunkRequest) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ChunkRequest) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *ChunkRequest) GetNumber() uint64 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *ChunkRequest) GetBlockHash() []byte {
+	if x != nil {
+		return x.BlockHash
+	}
+	return nil
+}
+
+func (x *ChunkRequest) GetRanges() []*ChunkRange {
+	if x != nil {
+		return x.Ranges
+	}
+	return nil
+}
+
+type ChunkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Chunks        []*BlockChunk          `protobuf:"bytes,1,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkResponse) Reset() {
+	*x = ChunkResponse{}
+	mi := &file_wire_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkResponse) ProtoMessage() {}
+
+func (x *ChunkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkResponse.ProtoReflect.Descriptor instead.
+func (*ChunkResponse) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ChunkResponse) GetChunks() []*BlockChunk {
+	if x != nil {
+		return x.Chunks
+	}
+	return nil
+}
+
 type PullRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Request:
@@ -1447,6 +1619,7 @@ type PullRequest struct {
 	//	*PullRequest_Fetch
 	//	*PullRequest_StateInfo
 	//	*PullRequest_Membership
+	//	*PullRequest_Chunks
 	Request       isPullRequest_Request `protobuf_oneof:"request"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1454,7 +1627,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_wire_proto_msgTypes[23]
+	mi := &file_wire_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1639,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[23]
+	mi := &file_wire_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1652,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{23}
+	return file_wire_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PullRequest) GetRequest() isPullRequest_Request {
@@ -1525,6 +1698,15 @@ func (x *PullRequest) GetMembership() *MembershipRequest {
 	return nil
 }
 
+func (x *PullRequest) GetChunks() *ChunkRequest {
+	if x != nil {
+		if x, ok := x.Request.(*PullRequest_Chunks); ok {
+			return x.Chunks
+		}
+	}
+	return nil
+}
+
 type isPullRequest_Request interface {
 	isPullRequest_Request()
 }
@@ -1545,6 +1727,10 @@ type PullRequest_Membership struct {
 	Membership *MembershipRequest `protobuf:"bytes,4,opt,name=membership,proto3,oneof"`
 }
 
+type PullRequest_Chunks struct {
+	Chunks *ChunkRequest `protobuf:"bytes,5,opt,name=chunks,proto3,oneof"`
+}
+
 func (*PullRequest_Digest) isPullRequest_Request() {}
 
 func (*PullRequest_Fetch) isPullRequest_Request() {}
@@ -1552,6 +1738,8 @@ func (*PullRequest_Fetch) isPullRequest_Request() {}
 func (*PullRequest_StateInfo) isPullRequest_Request() {}
 
 func (*PullRequest_Membership) isPullRequest_Request() {}
+
+func (*PullRequest_Chunks) isPullRequest_Request() {}
 
 type PullResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1561,6 +1749,7 @@ type PullResponse struct {
 	//	*PullResponse_Fetch
 	//	*PullResponse_StateInfo
 	//	*PullResponse_Membership
+	//	*PullResponse_Chunks
 	Response      isPullResponse_Response `protobuf_oneof:"response"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1568,7 +1757,7 @@ type PullResponse struct {
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_wire_proto_msgTypes[24]
+	mi := &file_wire_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1580,7 +1769,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[24]
+	mi := &file_wire_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1593,7 +1782,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{24}
+	return file_wire_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PullResponse) GetResponse() isPullResponse_Response {
@@ -1639,6 +1828,15 @@ func (x *PullResponse) GetMembership() *MembershipResponse {
 	return nil
 }
 
+func (x *PullResponse) GetChunks() *ChunkResponse {
+	if x != nil {
+		if x, ok := x.Response.(*PullResponse_Chunks); ok {
+			return x.Chunks
+		}
+	}
+	return nil
+}
+
 type isPullResponse_Response interface {
 	isPullResponse_Response()
 }
@@ -1659,6 +1857,10 @@ type PullResponse_Membership struct {
 	Membership *MembershipResponse `protobuf:"bytes,4,opt,name=membership,proto3,oneof"`
 }
 
+type PullResponse_Chunks struct {
+	Chunks *ChunkResponse `protobuf:"bytes,5,opt,name=chunks,proto3,oneof"`
+}
+
 func (*PullResponse_Digest) isPullResponse_Response() {}
 
 func (*PullResponse_Fetch) isPullResponse_Response() {}
@@ -1666,6 +1868,8 @@ func (*PullResponse_Fetch) isPullResponse_Response() {}
 func (*PullResponse_StateInfo) isPullResponse_Response() {}
 
 func (*PullResponse_Membership) isPullResponse_Response() {}
+
+func (*PullResponse_Chunks) isPullResponse_Response() {}
 
 var File_wire_proto protoreflect.FileDescriptor
 
@@ -1741,10 +1945,11 @@ const file_wire_proto_rawDesc = "" +
 	"\x05addrs\x18\x03 \x03(\fR\x05addrs\x12 \n" +
 	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\x12\x1a\n" +
 	"\bsequence\x18\x05 \x01(\x04R\bsequence\x12\x17\n" +
-	"\apeer_id\x18\x06 \x01(\fR\x06peerId\"|\n" +
+	"\apeer_id\x18\x06 \x01(\fR\x06peerId\"\xb3\x01\n" +
 	"\x05Batch\x129\n" +
 	"\tenvelopes\x18\x01 \x03(\v2\x1b.fabgossip.wire.v1.EnvelopeR\tenvelopes\x128\n" +
-	"\acontrol\x18\x02 \x03(\v2\x1e.fabgossip.wire.v1.TreeControlR\acontrol\"}\n" +
+	"\acontrol\x18\x02 \x03(\v2\x1e.fabgossip.wire.v1.TreeControlR\acontrol\x125\n" +
+	"\x06chunks\x18\x03 \x03(\v2\x1d.fabgossip.wire.v1.BlockChunkR\x06chunks\"}\n" +
 	"\vTreeControl\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12\x12\n" +
 	"\x04root\x18\x02 \x01(\fR\x04root\x12\x14\n" +
@@ -1775,7 +1980,19 @@ const file_wire_proto_rawDesc = "" +
 	"\x11MembershipRequest\x12\x14\n" +
 	"\x05known\x18\x01 \x03(\x06R\x05known\"G\n" +
 	"\x12MembershipResponse\x121\n" +
-	"\x05alive\x18\x01 \x03(\v2\x1b.fabgossip.wire.v1.EnvelopeR\x05alive\"\x9b\x02\n" +
+	"\x05alive\x18\x01 \x03(\v2\x1b.fabgossip.wire.v1.EnvelopeR\x05alive\"6\n" +
+	"\n" +
+	"ChunkRange\x12\x14\n" +
+	"\x05first\x18\x01 \x01(\rR\x05first\x12\x12\n" +
+	"\x04last\x18\x02 \x01(\rR\x04last\"\x96\x01\n" +
+	"\fChunkRequest\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12\x16\n" +
+	"\x06number\x18\x02 \x01(\x04R\x06number\x12\x1d\n" +
+	"\n" +
+	"block_hash\x18\x03 \x01(\fR\tblockHash\x125\n" +
+	"\x06ranges\x18\x04 \x03(\v2\x1d.fabgossip.wire.v1.ChunkRangeR\x06ranges\"F\n" +
+	"\rChunkResponse\x125\n" +
+	"\x06chunks\x18\x01 \x03(\v2\x1d.fabgossip.wire.v1.BlockChunkR\x06chunks\"\xd6\x02\n" +
 	"\vPullRequest\x12:\n" +
 	"\x06digest\x18\x01 \x01(\v2 .fabgossip.wire.v1.DigestRequestH\x00R\x06digest\x127\n" +
 	"\x05fetch\x18\x02 \x01(\v2\x1f.fabgossip.wire.v1.FetchRequestH\x00R\x05fetch\x12D\n" +
@@ -1783,8 +2000,9 @@ const file_wire_proto_rawDesc = "" +
 	"state_info\x18\x03 \x01(\v2#.fabgossip.wire.v1.StateInfoRequestH\x00R\tstateInfo\x12F\n" +
 	"\n" +
 	"membership\x18\x04 \x01(\v2$.fabgossip.wire.v1.MembershipRequestH\x00R\n" +
-	"membershipB\t\n" +
-	"\arequest\"\x99\x02\n" +
+	"membership\x129\n" +
+	"\x06chunks\x18\x05 \x01(\v2\x1f.fabgossip.wire.v1.ChunkRequestH\x00R\x06chunksB\t\n" +
+	"\arequest\"\xd5\x02\n" +
 	"\fPullResponse\x123\n" +
 	"\x06digest\x18\x01 \x01(\v2\x19.fabgossip.wire.v1.DigestH\x00R\x06digest\x128\n" +
 	"\x05fetch\x18\x02 \x01(\v2 .fabgossip.wire.v1.FetchResponseH\x00R\x05fetch\x12E\n" +
@@ -1792,7 +2010,8 @@ const file_wire_proto_rawDesc = "" +
 	"state_info\x18\x03 \x01(\v2$.fabgossip.wire.v1.StateInfoSnapshotH\x00R\tstateInfo\x12G\n" +
 	"\n" +
 	"membership\x18\x04 \x01(\v2%.fabgossip.wire.v1.MembershipResponseH\x00R\n" +
-	"membershipB\n" +
+	"membership\x12:\n" +
+	"\x06chunks\x18\x05 \x01(\v2 .fabgossip.wire.v1.ChunkResponseH\x00R\x06chunksB\n" +
 	"\n" +
 	"\bresponseB/Z-github.com/fabgossip/fabgossip/transport/wireb\x06proto3"
 
@@ -1808,7 +2027,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 	return file_wire_proto_rawDescData
 }
 
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_wire_proto_goTypes = []any{
 	(*Envelope)(nil),           // 0: fabgossip.wire.v1.Envelope
 	(*SecretEnvelope)(nil),     // 1: fabgossip.wire.v1.SecretEnvelope
@@ -1833,8 +2052,11 @@ var file_wire_proto_goTypes = []any{
 	(*StateInfoSnapshot)(nil),  // 20: fabgossip.wire.v1.StateInfoSnapshot
 	(*MembershipRequest)(nil),  // 21: fabgossip.wire.v1.MembershipRequest
 	(*MembershipResponse)(nil), // 22: fabgossip.wire.v1.MembershipResponse
-	(*PullRequest)(nil),        // 23: fabgossip.wire.v1.PullRequest
-	(*PullResponse)(nil),       // 24: fabgossip.wire.v1.PullResponse
+	(*ChunkRange)(nil),         // 23: fabgossip.wire.v1.ChunkRange
+	(*ChunkRequest)(nil),       // 24: fabgossip.wire.v1.ChunkRequest
+	(*ChunkResponse)(nil),      // 25: fabgossip.wire.v1.ChunkResponse
+	(*PullRequest)(nil),        // 26: fabgossip.wire.v1.PullRequest
+	(*PullResponse)(nil),       // 27: fabgossip.wire.v1.PullResponse
 }
 var file_wire_proto_depIdxs = []int32{
 	1,  // 0: fabgossip.wire.v1.Envelope.secret:type_name -> fabgossip.wire.v1.SecretEnvelope
@@ -1846,25 +2068,30 @@ var file_wire_proto_depIdxs = []int32{
 	9,  // 6: fabgossip.wire.v1.Alive.certificate:type_name -> fabgossip.wire.v1.Certificate
 	0,  // 7: fabgossip.wire.v1.Batch.envelopes:type_name -> fabgossip.wire.v1.Envelope
 	12, // 8: fabgossip.wire.v1.Batch.control:type_name -> fabgossip.wire.v1.TreeControl
-	0,  // 9: fabgossip.wire.v1.Hello.alive:type_name -> fabgossip.wire.v1.Envelope
-	14, // 10: fabgossip.wire.v1.Digest.ranges:type_name -> fabgossip.wire.v1.Range
-	14, // 11: fabgossip.wire.v1.FetchRequest.ranges:type_name -> fabgossip.wire.v1.Range
-	0,  // 12: fabgossip.wire.v1.FetchResponse.blocks:type_name -> fabgossip.wire.v1.Envelope
-	0,  // 13: fabgossip.wire.v1.StateInfoSnapshot.elements:type_name -> fabgossip.wire.v1.Envelope
-	0,  // 14: fabgossip.wire.v1.MembershipResponse.alive:type_name -> fabgossip.wire.v1.Envelope
-	15, // 15: fabgossip.wire.v1.PullRequest.digest:type_name -> fabgossip.wire.v1.DigestRequest
-	17, // 16: fabgossip.wire.v1.PullRequest.fetch:type_name -> fabgossip.wire.v1.FetchRequest
-	19, // 17: fabgossip.wire.v1.PullRequest.state_info:type_name -> fabgossip.wire.v1.StateInfoRequest
-	21, // 18: fabgossip.wire.v1.PullRequest.membership:type_name -> fabgossip.wire.v1.MembershipRequest
-	16, // 19: fabgossip.wire.v1.PullResponse.digest:type_name -> fabgossip.wire.v1.Digest
-	18, // 20: fabgossip.wire.v1.PullResponse.fetch:type_name -> fabgossip.wire.v1.FetchResponse
-	20, // 21: fabgossip.wire.v1.PullResponse.state_info:type_name -> fabgossip.wire.v1.StateInfoSnapshot
-	22, // 22: fabgossip.wire.v1.PullResponse.membership:type_name -> fabgossip.wire.v1.MembershipResponse
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	5,  // 9: fabgossip.wire.v1.Batch.chunks:type_name -> fabgossip.wire.v1.BlockChunk
+	0,  // 10: fabgossip.wire.v1.Hello.alive:type_name -> fabgossip.wire.v1.Envelope
+	14, // 11: fabgossip.wire.v1.Digest.ranges:type_name -> fabgossip.wire.v1.Range
+	14, // 12: fabgossip.wire.v1.FetchRequest.ranges:type_name -> fabgossip.wire.v1.Range
+	0,  // 13: fabgossip.wire.v1.FetchResponse.blocks:type_name -> fabgossip.wire.v1.Envelope
+	0,  // 14: fabgossip.wire.v1.StateInfoSnapshot.elements:type_name -> fabgossip.wire.v1.Envelope
+	0,  // 15: fabgossip.wire.v1.MembershipResponse.alive:type_name -> fabgossip.wire.v1.Envelope
+	23, // 16: fabgossip.wire.v1.ChunkRequest.ranges:type_name -> fabgossip.wire.v1.ChunkRange
+	5,  // 17: fabgossip.wire.v1.ChunkResponse.chunks:type_name -> fabgossip.wire.v1.BlockChunk
+	15, // 18: fabgossip.wire.v1.PullRequest.digest:type_name -> fabgossip.wire.v1.DigestRequest
+	17, // 19: fabgossip.wire.v1.PullRequest.fetch:type_name -> fabgossip.wire.v1.FetchRequest
+	19, // 20: fabgossip.wire.v1.PullRequest.state_info:type_name -> fabgossip.wire.v1.StateInfoRequest
+	21, // 21: fabgossip.wire.v1.PullRequest.membership:type_name -> fabgossip.wire.v1.MembershipRequest
+	24, // 22: fabgossip.wire.v1.PullRequest.chunks:type_name -> fabgossip.wire.v1.ChunkRequest
+	16, // 23: fabgossip.wire.v1.PullResponse.digest:type_name -> fabgossip.wire.v1.Digest
+	18, // 24: fabgossip.wire.v1.PullResponse.fetch:type_name -> fabgossip.wire.v1.FetchResponse
+	20, // 25: fabgossip.wire.v1.PullResponse.state_info:type_name -> fabgossip.wire.v1.StateInfoSnapshot
+	22, // 26: fabgossip.wire.v1.PullResponse.membership:type_name -> fabgossip.wire.v1.MembershipResponse
+	25, // 27: fabgossip.wire.v1.PullResponse.chunks:type_name -> fabgossip.wire.v1.ChunkResponse
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -1877,17 +2104,19 @@ func file_wire_proto_init() {
 		(*Message_StateInfo)(nil),
 		(*Message_Alive)(nil),
 	}
-	file_wire_proto_msgTypes[23].OneofWrappers = []any{
+	file_wire_proto_msgTypes[26].OneofWrappers = []any{
 		(*PullRequest_Digest)(nil),
 		(*PullRequest_Fetch)(nil),
 		(*PullRequest_StateInfo)(nil),
 		(*PullRequest_Membership)(nil),
+		(*PullRequest_Chunks)(nil),
 	}
-	file_wire_proto_msgTypes[24].OneofWrappers = []any{
+	file_wire_proto_msgTypes[27].OneofWrappers = []any{
 		(*PullResponse_Digest)(nil),
 		(*PullResponse_Fetch)(nil),
 		(*PullResponse_StateInfo)(nil),
 		(*PullResponse_Membership)(nil),
+		(*PullResponse_Chunks)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1895,7 +2124,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
