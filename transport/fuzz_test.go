@@ -193,7 +193,7 @@ func FuzzCountItems(f *testing.F) {
 func overCaps(m proto.Message, caps itemCaps) bool {
 	switch m := m.(type) {
 	case *wire.Batch:
-		if len(m.GetEnvelopes()) > caps.batchEnvelopes || len(m.GetControl()) > caps.batchControl {
+		if len(m.GetEnvelopes()) > caps.batchEnvelopes || len(m.GetControl()) > caps.batchControl || len(m.GetChunks()) > caps.batchEnvelopes {
 			return true
 		}
 		for _, c := range m.GetControl() {
@@ -202,9 +202,9 @@ func overCaps(m proto.Message, caps itemCaps) bool {
 			}
 		}
 	case *wire.PullRequest:
-		return len(m.GetFetch().GetRanges()) > caps.pullRanges
+		return len(m.GetFetch().GetRanges())+len(m.GetChunks().GetRanges()) > caps.pullRanges
 	case *wire.PullResponse:
-		envs := len(m.GetFetch().GetBlocks()) + len(m.GetStateInfo().GetElements()) + len(m.GetMembership().GetAlive())
+		envs := len(m.GetFetch().GetBlocks()) + len(m.GetStateInfo().GetElements()) + len(m.GetMembership().GetAlive()) + len(m.GetChunks().GetChunks())
 		return len(m.GetDigest().GetRanges()) > caps.pullRanges || envs > caps.pullEnvelopes
 	}
 	return false
