@@ -113,6 +113,8 @@ func (n *Node) handlePull(_ context.Context, from peer.ID, req *wire.PullRequest
 		return n.serveStateInfo(from, r.StateInfo)
 	case *wire.PullRequest_Membership:
 		return n.serveMembership(from, r.Membership)
+	case *wire.PullRequest_Chunks:
+		return n.serveChunks(from, r.Chunks)
 	}
 	return nil, errPullDenied
 }

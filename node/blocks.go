@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"math"
 	"time"
 	"unicode/utf8"
 
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/fabgossip/fabgossip/node/chunk"
 	"github.com/fabgossip/fabgossip/node/identity"
 	"github.com/fabgossip/fabgossip/routing"
 	"github.com/fabgossip/fabgossip/routing/tree"
@@ -71,22 +73,42 @@ func (n *Node) handleBlock(from peer.ID, env *wire.Envelope, msg *wire.Block, vi
 	if !ok {
 		return true
 	}
-	publisher, org, reason := n.verifyBlock(env, msg)
+	publisher, org, commitment, reason := n.verifyBlock(env, msg)
 	if reason != "" {
 		n.drop(kind, reason, from)
-		return false
+		return reason == reasonTooLarge // this peer's limit, not the sender's fault
 	}
 
 	b := &block{env: env, msg: msg, hash: BlockHash(msg), size: envSize(env), at: n.now()}
+	if commitment.Valid() {
+		// A chunked header: its data is assembled from chunks, within the
+		// node's caps on assemblies under way.
+		if !n.reserveAssembly(commitment.DataSize()) {
+			n.drop(kind, reasonAssembliesFull, from)
+			return true
+		}
+		asm, _ := chunk.NewAssembly(commitment) // valid: cannot fail
+		b.chunks = newChunkedBlock(ch, msg.GetNumber(), b.hash, asm, from)
+		b.chunks.reserved = true
+		if via == ViaPull {
+			b.chunks.from = from // it served the header: it holds the block
+		} else {
+			b.chunks.progress = b.at
+		}
+	}
 	cs.mu.Lock()
 	if !cs.activeLocked() || cs.ledger.check(msg.GetNumber()) != nil { // raced with another copy
+		n.releaseLocked(b.chunks)
 		cs.mu.Unlock()
 		n.metrics.duplicates.WithLabelValues(kind).Inc()
 		return true
 	}
-	ready, broken := cs.ledger.add(b)
-	cs.stageLocked(ready)
+	cs.ledger.add(b)
+	broken := n.stageReadyLocked(cs)
 	cs.mu.Unlock()
+	if b.chunks != nil && via == ViaPull {
+		n.kickRepair() // a pulled header: pull its chunks at once
+	}
 
 	n.metrics.blocksAccepted.WithLabelValues(via.String()).Inc()
 	n.tracer.BlockAccepted(publicBlock(b), from, via)
@@ -123,27 +145,36 @@ func (n *Node) handleBlock(from peer.ID, env *wire.Envelope, msg *wire.Block, vi
 
 // verifyBlock checks what makes a block authentic: the publisher's
 // signature, its certificate, its org's right to publish on the channel,
-// and the data hash. It returns the publisher and its org, or the reason
-// the block is refused.
-func (n *Node) verifyBlock(env *wire.Envelope, msg *wire.Block) (publisher peer.ID, org, reason string) {
+// and the data hash, or for a chunked header its chunk commitment (within
+// chunk.DefaultLimits), which it returns. It returns the publisher and its
+// org, or the reason the block is refused.
+func (n *Node) verifyBlock(env *wire.Envelope, msg *wire.Block) (publisher peer.ID, org string, c chunk.Commitment, reason string) {
 	publisher, err := peer.IDFromBytes(msg.GetPublisher())
 	if err != nil {
-		return "", "", reasonMalformed
+		return "", "", c, reasonMalformed
 	}
 	if !signedBy(env, publisher) {
-		return "", "", reasonBadSignature
+		return "", "", c, reasonBadSignature
 	}
 	v, err := identity.VerifyCertificate(n.network(), msg.GetPublisherCertificate(), publisher, n.now())
 	if err != nil {
-		return "", "", reasonBadCertificate
+		return "", "", c, reasonBadCertificate
 	}
 	if !n.network().MayPublish(v.Org, msg.GetChannel()) {
-		return "", "", reasonMayNotPublish
+		return "", "", c, reasonMayNotPublish
 	}
-	if dh := sha256.Sum256(msg.GetData()); !bytes.Equal(dh[:], msg.GetDataHash()) {
-		return "", "", reasonDataHash
+	c, err = chunk.FromBlock(msg, chunk.DefaultLimits())
+	switch {
+	case errors.Is(err, chunk.ErrNotChunked):
+		if dh := sha256.Sum256(msg.GetData()); !bytes.Equal(dh[:], msg.GetDataHash()) {
+			return "", "", c, reasonDataHash
+		}
+	case errors.Is(err, chunk.ErrTooLarge):
+		return "", "", c, reasonTooLarge
+	case err != nil:
+		return "", "", c, reasonBadCommitment
 	}
-	return publisher, v.Org, ""
+	return publisher, v.Org, c, ""
 }
 
 // peekBlock reads the channel, number and publisher of the block a Message
@@ -189,24 +220,40 @@ func PeekBlock(env *wire.Envelope) (channel string, number uint64, ok bool) {
 // block's byte fields aliasing payload instead of copying it: a verified
 // block is then held once, in its envelope. It accepts exactly the shape
 // every encoder writes (each known field at most once, with its declared
-// type; unknown fields skipped) and reports false for anything else, which
-// the caller decodes the generic way.
+// type; chunk hashes repeated; unknown fields skipped) and reports false for
+// anything else, which the caller decodes the generic way.
+//
+// Chunk hashes are counted while decoding: past chunk.DefaultMaxChunks+1 of
+// them the rest are left out, so a payload of empty entries costs no more
+// than that many slice headers, and the header fails its commitment check
+// (the count no longer matches) instead of being decoded whole; such a
+// payload is reported decoded even when it is otherwise malformed, so the
+// caller never hands it to proto.Unmarshal.
 func decodeBlock(payload []byte) (*wire.Block, bool) {
 	body, ok := blockField(payload)
 	if !ok {
 		return nil, false
 	}
 	blk := new(wire.Block)
-	var seen [9]bool
+	var seen [11]bool
 	ok = eachField(body, func(f protowire.Number, typ protowire.Type, v []byte, x uint64) bool {
-		if f < 1 || f > 8 {
+		if f == 11 { // chunk_hashes
+			if typ != protowire.BytesType {
+				return true // proto.Unmarshal keeps it aside as unknown too
+			}
+			if len(blk.ChunkHashes) <= chunk.DefaultMaxChunks {
+				blk.ChunkHashes = append(blk.ChunkHashes, v[:len(v):len(v)])
+			}
+			return true
+		}
+		if f < 1 || f > 10 {
 			return true // unknown: skipped, as proto.Unmarshal keeps it aside
 		}
 		if seen[f] {
 			return false
 		}
 		seen[f] = true
-		varint := f == 2 || f == 8
+		varint := f == 2 || f == 8 || f == 9 || f == 10
 		if varint != (typ == protowire.VarintType) || !varint && typ != protowire.BytesType {
 			return false
 		}
@@ -233,9 +280,19 @@ func decodeBlock(payload []byte) (*wire.Block, bool) {
 			}
 		case 8:
 			blk.PublishedAt = int64(x)
+		case 9:
+			if x > math.MaxUint32 {
+				return false // proto would truncate; leave it to the generic path
+			}
+			blk.ChunkSize = uint32(x)
+		case 10:
+			blk.DataSize = x
 		}
 		return true
 	})
+	if !ok && len(blk.ChunkHashes) > chunk.DefaultMaxChunks {
+		return blk, true // refused by its commitment check, never decoded whole
+	}
 	return blk, ok
 }
 

@@ -36,12 +36,16 @@ type Block struct {
 
 func publicBlock(b *block) Block {
 	pub, _ := peer.IDFromBytes(b.msg.GetPublisher())
+	data := b.msg.GetData()
+	if b.chunks != nil {
+		data = b.chunks.data() // complete: only complete blocks are delivered or published
+	}
 	return Block{
 		Channel:      b.msg.GetChannel(),
 		Number:       b.msg.GetNumber(),
 		PreviousHash: b.msg.GetPreviousHash(),
 		DataHash:     b.msg.GetDataHash(),
-		Data:         b.msg.GetData(),
+		Data:         data,
 		Publisher:    pub,
 		PublishedAt:  time.Unix(0, b.msg.GetPublishedAt()),
 		Hash:         b.hash,
@@ -54,6 +58,7 @@ type stateInfo struct {
 	left     bool
 	inc, seq uint64
 	env      *wire.Envelope
+	chunks   bool // it announced that it assembles chunked blocks
 }
 
 // channelState is everything this peer holds about one channel its org is a
@@ -83,9 +88,11 @@ type channelState struct {
 }
 
 func newChannelState(name string, cfg Config) *channelState {
+	l := newLedger(cfg.MaxBlockCountToStore, 2*cfg.MaxBlockCountToStore)
+	l.chunkedWindow = cfg.MaxChunkedWindowBytes
 	return &channelState{
 		name:   name,
-		ledger: newLedger(cfg.MaxBlockCountToStore, 2*cfg.MaxBlockCountToStore),
+		ledger: l,
 		states: make(map[peer.ID]*stateInfo),
 		wake:   make(chan struct{}, 1),
 		quit:   make(chan struct{}),

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fabgossip/fabgossip/node/chunk"
 	"github.com/fabgossip/fabgossip/routing/tree"
 )
 
@@ -76,9 +77,45 @@ type Config struct {
 	// start one at once, so the period is only a backstop.
 	MembershipSyncInterval time.Duration
 
-	// MaxBlockBytes caps the data of one published block. The frame cap of
-	// the transport (4 MiB) bounds a whole batch, so this stays below it.
+	// MaxBlockBytes caps the data of one published block: at most 3 MiB
+	// when ChunkThreshold is 0 (a single-frame block must fit the 4 MiB
+	// frame with its batch), else at most chunk.DefaultMaxDataSize (64 MiB),
+	// the most a receiver assembles.
 	MaxBlockBytes int
+	// ChunkThreshold is the data size above which Publish cuts a block into
+	// chunks (issue #15): a signed header committing to ChunkSize chunks,
+	// which travel unsigned, are checked on arrival and relayed along the
+	// tree as each arrives. Blocks up to it keep the single-frame path, byte
+	// for byte. 0 turns chunking off (MaxBlockBytes then stays below a
+	// frame). Every peer takes chunked blocks whatever its own threshold,
+	// and announces that in its StateInfo; a publisher sends chunked
+	// blocks only to peers that announced it.
+	ChunkThreshold int
+	// ChunkSize is the chunk size of blocks this peer publishes, from
+	// chunk.DefaultMinChunkSize (16 KiB) to chunk.DefaultMaxChunkSize
+	// (1 MiB): smaller cuts the delay each hop adds (it forwards a chunk
+	// once it holds all of it), larger costs fewer messages and header
+	// bytes (32 per chunk). The default, 64 KiB, was measured in
+	// node/chunk's benchmarks.
+	ChunkSize int
+	// MaxAssemblies and MaxAssemblyBytes cap the chunked blocks this peer
+	// assembles at once, in count and in data bytes (each holds its whole
+	// data once, however many peers send it): a header beyond them is
+	// refused, uncounted against its sender, and comes back by the tree's
+	// repair or pull once assemblies complete.
+	MaxAssemblies    int
+	MaxAssemblyBytes int
+	// MaxChunkedWindowBytes caps the data of delivered chunked blocks kept
+	// in the in-memory pull window (MaxBlockCountToStore would otherwise
+	// allow 100 blocks of 64 MiB): the oldest beyond it leave memory, and
+	// are served from the store if the node has one. The newest delivered
+	// chunked block always stays.
+	MaxChunkedWindowBytes int
+	// ChunkRepairAfter is how long an incomplete chunked block may go
+	// without a new chunk before this peer pulls its missing chunks, by
+	// ranges, from peers that hold them (resumable: each round asks only
+	// for what is still missing). A header accepted by pull asks at once.
+	ChunkRepairAfter time.Duration
 
 	// Dissemination says how blocks are pushed: DisseminationTree (the
 	// default) along an eager tree per (channel, publisher) with lazy
@@ -123,7 +160,13 @@ func DefaultConfig() Config {
 		PublishCertPeriod:          10 * time.Second,
 		DirectAlive:                true,
 		MembershipSyncInterval:     25 * time.Second,
-		MaxBlockBytes:              3 << 20,
+		MaxBlockBytes:              64 << 20,
+		ChunkThreshold:             1 << 20,
+		ChunkSize:                  chunk.DefaultChunkSize,
+		MaxAssemblies:              8,
+		MaxAssemblyBytes:           128 << 20,
+		MaxChunkedWindowBytes:      64 << 20,
+		ChunkRepairAfter:           time.Second,
 		Dissemination:              DisseminationTree,
 		Tree:                       tree.DefaultConfig(),
 	}
@@ -140,6 +183,7 @@ func LocalConfig() Config {
 	c.AliveExpirationTimeout = 3 * time.Second
 	c.PublishCertPeriod = 2 * time.Second
 	c.MembershipSyncInterval = 3 * time.Second
+	c.ChunkRepairAfter = 250 * time.Millisecond
 	return c
 }
 
@@ -202,8 +246,29 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("node: Dissemination must be %q or %q, got %q", DisseminationTree, DisseminationFabric, c.Dissemination)
 	}
-	if c.MaxBlockBytes > 3<<20 {
-		return fmt.Errorf("node: MaxBlockBytes must be at most %d (a block must fit a 4 MiB frame), got %d", 3<<20, c.MaxBlockBytes)
+	if c.ChunkThreshold == 0 && c.MaxBlockBytes > 3<<20 {
+		return fmt.Errorf("node: MaxBlockBytes must be at most %d without chunking (a block must fit a 4 MiB frame), got %d", 3<<20, c.MaxBlockBytes)
+	}
+	if c.ChunkThreshold < 0 || c.ChunkThreshold > 3<<20 {
+		return fmt.Errorf("node: ChunkThreshold must be 0 to %d (a block up to it must fit a frame), got %d", 3<<20, c.ChunkThreshold)
+	}
+	if c.ChunkThreshold > 0 {
+		lim := chunk.DefaultLimits()
+		if c.MaxBlockBytes > int(lim.MaxDataSize) {
+			return fmt.Errorf("node: MaxBlockBytes must be at most %d, got %d", lim.MaxDataSize, c.MaxBlockBytes)
+		}
+		if c.ChunkSize < int(lim.MinChunkSize) || c.ChunkSize > int(lim.MaxChunkSize) {
+			return fmt.Errorf("node: ChunkSize must be %d to %d, got %d", lim.MinChunkSize, lim.MaxChunkSize, c.ChunkSize)
+		}
+	}
+	if c.MaxAssemblies <= 0 || c.MaxAssemblyBytes <= 0 {
+		return fmt.Errorf("node: MaxAssemblies (%d) and MaxAssemblyBytes (%d) must be positive", c.MaxAssemblies, c.MaxAssemblyBytes)
+	}
+	if c.MaxChunkedWindowBytes < 0 {
+		return fmt.Errorf("node: MaxChunkedWindowBytes must be 0 or more, got %d", c.MaxChunkedWindowBytes)
+	}
+	if c.ChunkRepairAfter <= 0 {
+		return fmt.Errorf("node: ChunkRepairAfter must be positive, got %v", c.ChunkRepairAfter)
 	}
 	return nil
 }

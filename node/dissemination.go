@@ -28,15 +28,31 @@ func (n *Node) sendBatch(batch []outMsg) {
 		// A frame carries at most MaxBatchEnvelopes envelopes: a receiver
 		// refuses more before decoding.
 		for msgs := range slices.Chunk(s.Messages, n.maxEnvelopes) {
-			b := &wire.Batch{Envelopes: make([]*wire.Envelope, len(msgs))}
-			for i, m := range msgs {
+			b := &wire.Batch{Envelopes: make([]*wire.Envelope, 0, len(msgs))}
+			var headers []*chunkedBlock
+			for _, m := range msgs {
+				// A chunked header goes only to a peer that takes chunks,
+				// and its chunks follow it.
+				if ch, num, _, ok := peekBlock(m.Payload.GetPayload()); ok {
+					if c, capable := n.chunkedHeld(ch, num, s.To); c != nil {
+						if !capable {
+							n.metrics.dropped.WithLabelValues("block", reasonNoChunkSupport).Inc()
+							continue
+						}
+						headers = append(headers, c)
+					}
+				}
 				if m.StripSecret {
-					b.Envelopes[i] = transport.StripSecret(m.Payload)
+					b.Envelopes = append(b.Envelopes, transport.StripSecret(m.Payload))
 				} else {
-					b.Envelopes[i] = m.Payload
+					b.Envelopes = append(b.Envelopes, m.Payload)
 				}
 			}
-			n.push(s.To, b)
+			if len(b.Envelopes) > 0 && n.push(s.To, b) {
+				for _, c := range headers {
+					n.headerSent(s.To, c)
+				}
+			}
 		}
 	}
 }

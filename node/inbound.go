@@ -36,6 +36,7 @@ func (n *Node) handlePush(from peer.ID, b *wire.Batch) {
 		n.receive(from, env, ViaPush, &tally)
 	}
 	n.blameReplays(from, &tally)
+	n.handleChunks(from, b.GetChunks()) // after the envelopes: a frame's headers come before its chunks
 	n.handleControl(from, b.GetControl())
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -22,6 +23,11 @@ var (
 // (channel, number, previous hash, data hash), each field length-prefixed so
 // no two headers encode alike. Block n+1 carries BlockHash(block n) as its
 // previous hash.
+//
+// A chunked block's data hash is its chunk root, which binds its sizes
+// already; its chunk size and data size are hashed after the data hash as
+// well, so the hash itself says the block is chunked. A single-frame
+// block's hash is what it always was.
 func BlockHash(b *wire.Block) []byte {
 	h := sha256.New()
 	var buf [binary.MaxVarintLen64]byte
@@ -33,6 +39,10 @@ func BlockHash(b *wire.Block) []byte {
 	h.Write(buf[:binary.PutUvarint(buf[:], b.GetNumber())])
 	field(b.GetPreviousHash())
 	field(b.GetDataHash())
+	if len(b.GetChunkHashes()) > 0 {
+		h.Write(buf[:binary.PutUvarint(buf[:], uint64(b.GetChunkSize()))])
+		h.Write(buf[:binary.PutUvarint(buf[:], b.GetDataSize())])
+	}
 	return h.Sum(nil)
 }
 
@@ -46,6 +56,10 @@ type block struct {
 	// zero for a block read back from the store. Pull leaves blocks younger
 	// than Config.PullGrace to push.
 	at time.Time
+	// chunks is the data of a chunked block, assembling or complete; nil
+	// for a single-frame block, whose data is in msg. Guarded by the
+	// channel's lock.
+	chunks *chunkedBlock
 	// done, when not nil, learns the outcome of persisting the block: nil
 	// once it is durable and delivered, the store's error otherwise. Publish
 	// waits on it; received blocks have none.
@@ -68,11 +82,14 @@ type ledger struct {
 	stagedHash []byte // BlockHash of block staged-1
 	window     uint64 // delivered blocks kept to serve pull
 	maxAhead   uint64 // a block numbered height+maxAhead or more is refused
-	blocks     map[uint64]*block
+	// chunkedWindow caps the data bytes of delivered chunked blocks kept
+	// in blocks (Config.MaxChunkedWindowBytes).
+	chunkedWindow int
+	blocks        map[uint64]*block
 }
 
 func newLedger(window, maxAhead int) *ledger {
-	return &ledger{window: uint64(window), maxAhead: uint64(maxAhead), blocks: make(map[uint64]*block)}
+	return &ledger{window: uint64(window), maxAhead: uint64(maxAhead), chunkedWindow: math.MaxInt, blocks: make(map[uint64]*block)}
 }
 
 // check says whether a block numbered n would be accepted: errDuplicate when it
@@ -111,8 +128,8 @@ func (l *ledger) ready() (run []*block, broken []*block) {
 	prev, n := l.stagedHash, l.staged
 	for {
 		next := l.blocks[n]
-		if next == nil {
-			break
+		if next == nil || !next.complete() {
+			break // a chunked block is staged once all its chunks are in
 		}
 		if n > 0 && prev != nil && !bytes.Equal(next.msg.GetPreviousHash(), prev) {
 			delete(l.blocks, n)
@@ -161,6 +178,31 @@ func (l *ledger) commit(run []*block) {
 			}
 		}
 	}
+	l.evictChunked()
+}
+
+// evictChunked drops the oldest delivered chunked blocks from memory while
+// their data exceeds chunkedWindow, keeping the newest.
+func (l *ledger) evictChunked() {
+	var nums []uint64
+	total := 0
+	for n, b := range l.blocks {
+		if n < l.height && b.chunks != nil {
+			nums = append(nums, n)
+			total += b.chunks.size()
+		}
+	}
+	if total <= l.chunkedWindow {
+		return
+	}
+	slices.Sort(nums)
+	for _, n := range nums[:len(nums)-1] {
+		total -= l.blocks[n].chunks.size()
+		delete(l.blocks, n)
+		if total <= l.chunkedWindow {
+			return
+		}
+	}
 }
 
 // numbers returns the block numbers held, ascending.
@@ -169,14 +211,12 @@ func (l *ledger) numbers() []uint64 {
 }
 
 // digest returns the numbers held as ranges, leaving out the blocks that
-// arrived after settled (none when settled is zero).
+// arrived after settled (none when settled is zero) and chunked blocks still
+// assembling, which only a chunk request can serve.
 func (l *ledger) digest(settled time.Time) []*wire.Range {
-	if settled.IsZero() {
-		return toRanges(l.numbers())
-	}
 	var nums []uint64
 	for n, b := range l.blocks {
-		if settledBy(b, settled) {
+		if settledBy(b, settled) && b.complete() {
 			nums = append(nums, n)
 		}
 	}
@@ -233,7 +273,7 @@ func (l *ledger) slots(rs []*wire.Range, maxVisit int, fromStore bool, settled t
 	eachNumber(rs, maxVisit, func(n uint64) bool {
 		switch b := l.blocks[n]; {
 		case b != nil:
-			if settledBy(b, settled) {
+			if settledBy(b, settled) && b.complete() {
 				out = append(out, slot{n, b})
 			}
 		case fromStore && n < l.height:

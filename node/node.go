@@ -116,6 +116,7 @@ type Node struct {
 	maxControl   int        // per push frame: the transport's MaxBatchControl
 	tree         *treeState // nil with DisseminationFabric
 	pullKick     chan struct{}
+	chunked      *chunkState // chunked blocks' assemblies and stalled sends (chunked.go)
 
 	restored map[string]*channelState // channel states read from the store, until New installs them
 
@@ -235,6 +236,7 @@ func New(id Identity, h host.Host, cfg Config, opts ...Option) (*Node, error) {
 		return nil, err
 	}
 	n.pullKick = make(chan struct{}, 1)
+	n.chunked = newChunkState()
 	if cfg.Dissemination == DisseminationTree && cfg.PropagateIterations > 0 { // 0: push off, pull only
 		if n.tree, err = n.newTree(cfg); err != nil {
 			n.emitter.Close()
@@ -281,6 +283,7 @@ func (n *Node) Start() error {
 	n.goLoop(n.membershipSyncLoop)
 	n.goLoop(n.stateInfoLoop)
 	n.goLoop(n.pullLoop)
+	n.goLoop(n.chunkLoop)
 	if n.tree != nil {
 		n.goLoop(func(ctx context.Context) { n.treeLoop(ctx.Done()) })
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fabgossip/fabgossip/node/chunk"
 	"github.com/fabgossip/fabgossip/routing"
 	"github.com/fabgossip/fabgossip/routing/tree"
 	"github.com/fabgossip/fabgossip/transport"
@@ -40,7 +41,23 @@ func (n *Node) Publish(ctx context.Context, ch string, data []byte) (Block, erro
 	// took the number in between means signing again.
 	cs.publishMu.Lock()
 	defer cs.publishMu.Unlock()
-	dh := sha256.Sum256(data)
+	// Data over ChunkThreshold is committed to in chunks: the signed block
+	// is a header, and the data is held as a complete Assembly that serves
+	// the chunks (node/chunk).
+	var commitment chunk.Commitment
+	var whole *chunk.Assembly
+	var dh [sha256.Size]byte
+	if n.cfg.ChunkThreshold > 0 && len(data) > n.cfg.ChunkThreshold {
+		commitment, err = chunk.Commit(data, uint32(n.cfg.ChunkSize), chunk.DefaultLimits())
+		if err != nil {
+			return Block{}, fmt.Errorf("%w: %w", ErrBlockTooLarge, err)
+		}
+		if whole, err = chunk.Assembled(commitment, data); err != nil {
+			return Block{}, fmt.Errorf("node: assembling block: %w", err)
+		}
+	} else {
+		dh = sha256.Sum256(data)
+	}
 	for {
 		if err := n.stillPublishable(ch, cs); err != nil {
 			return Block{}, err
@@ -58,11 +75,17 @@ func (n *Node) Publish(ctx context.Context, ch string, data []byte) (Block, erro
 			PublisherCertificate: n.cert,
 			PublishedAt:          n.now().UnixNano(),
 		}
+		if whole != nil {
+			commitment.Fill(msg)
+		}
 		env, err := transport.Sign(n.signingKey(), &wire.Message{Content: &wire.Message_Block{Block: msg}})
 		if err != nil {
 			return Block{}, fmt.Errorf("node: signing block: %w", err)
 		}
 		b := &block{env: env, msg: msg, hash: BlockHash(msg), size: envSize(env), at: n.now(), done: make(chan error, 1)}
+		if whole != nil {
+			b.chunks = newChunkedBlock(ch, num, b.hash, whole, "")
+		}
 
 		if err := n.stillPublishable(ch, cs); err != nil {
 			return Block{}, err

@@ -57,7 +57,11 @@ var errMisbehaving = errors.New("node: misbehaving peer")
 // blamed per frame instead (blameReplays), with a cap.
 func penalty(reason string) float64 {
 	switch reason {
-	case reasonMalformed, reasonBadSignature, reasonDataHash:
+	case reasonMalformed, reasonBadSignature, reasonDataHash,
+		reasonBadCommitment, reasonChunkOutOfRange, reasonChunkLength, reasonChunkTampered:
+		// A relay checks a header's commitment and each chunk before it
+		// forwards them; a header over this peer's size limit
+		// (reasonTooLarge) is not evidence.
 		return penaltyMessage
 	}
 	return 0

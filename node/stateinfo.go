@@ -49,13 +49,15 @@ func (n *Node) signStateInfoLocked(cs *channelState) (*outMsg, string) {
 		Left:         cs.left,
 		Incarnation:  n.inc,
 		Sequence:     n.seq.Add(1),
+		// This peer assembles chunked blocks (chunked.go).
+		Properties: []*wire.Property{{Key: propChunks, Value: []byte{1}}},
 	}
 	env, err := transport.Sign(n.signingKey(), &wire.Message{Content: &wire.Message_StateInfo{StateInfo: si}})
 	if err != nil {
 		n.log.Error("signing StateInfo", "channel", cs.name, "err", err)
 		return nil, ""
 	}
-	cs.states[n.self] = &stateInfo{height: si.LedgerHeight, left: si.Left, inc: si.Incarnation, seq: si.Sequence, env: env}
+	cs.states[n.self] = &stateInfo{height: si.LedgerHeight, left: si.Left, inc: si.Incarnation, seq: si.Sequence, env: env, chunks: true}
 	cs.dirty = false
 	cs.lastPublished = n.now()
 	return &outMsg{
@@ -121,7 +123,8 @@ func (n *Node) handleStateInfo(from peer.ID, env *wire.Envelope, si *wire.StateI
 		return
 	}
 	wasEligible := cs.eligibleLocked(p)
-	cs.states[p] = &stateInfo{height: si.GetLedgerHeight(), left: si.GetLeft(), inc: si.GetIncarnation(), seq: si.GetSequence(), env: env}
+	cs.states[p] = &stateInfo{height: si.GetLedgerHeight(), left: si.GetLeft(), inc: si.GetIncarnation(), seq: si.GetSequence(), env: env,
+		chunks: announcesChunks(si)}
 	changed := wasEligible != cs.eligibleLocked(p)
 	cs.mu.Unlock()
 	if changed {
@@ -261,4 +264,14 @@ func (n *Node) requestStateInfoFrom(ctx context.Context, p peer.ID, ch string) {
 		return
 	}
 	n.applyPulled(p, resp.GetStateInfo().GetElements(), maxStateInfoResponse)
+}
+
+// announcesChunks reports whether si says its peer assembles chunked blocks.
+func announcesChunks(si *wire.StateInfo) bool {
+	for _, p := range si.GetProperties() {
+		if p.GetKey() == propChunks {
+			return true
+		}
+	}
+	return false
 }

@@ -169,9 +169,14 @@ func (n *Node) loadBlock(ch string, num uint64) *block {
 	return decodeStoredBlock(raw)
 }
 
-// decodeStoredBlock rebuilds a block from its stored envelope. The store
-// checksums what it returns; this only parses.
+// decodeStoredBlock rebuilds a block from its stored envelope, or a chunked
+// block from its stored header and data (storedChunked). The store
+// checksums what it returns; this only parses, and checks a chunked
+// block's data against its header.
 func decodeStoredBlock(raw []byte) *block {
+	if envRaw, data, ok := splitStoredChunked(raw); ok {
+		return decodeStoredChunked(envRaw, data, len(raw))
+	}
 	env := new(wire.Envelope)
 	if proto.Unmarshal(raw, env) != nil {
 		return nil

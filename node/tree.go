@@ -142,10 +142,21 @@ func (n *Node) sendPayloads(sends []tree.Send) (failed []tree.Send) {
 		sends = sends[k:]
 		b := &wire.Batch{}
 		var sent []tree.Send
+		var headers []*chunkedBlock
 		for _, s := range group {
+			// A chunked block goes as its header, then its chunks, and
+			// only to a peer that announced it takes them.
+			c, capable := n.chunkedHeld(s.ID.Channel, s.Number, s.To)
+			if c != nil && !capable {
+				n.metrics.dropped.WithLabelValues("block", reasonNoChunkSupport).Inc()
+				continue
+			}
 			if env := n.heldBlock(s.ID.Channel, s.Number); env != nil {
 				b.Envelopes = append(b.Envelopes, env)
 				sent = append(sent, s)
+				if c != nil {
+					headers = append(headers, c)
+				}
 			}
 		}
 		if len(b.Envelopes) == 0 {
@@ -156,6 +167,9 @@ func (n *Node) sendPayloads(sends []tree.Send) (failed []tree.Send) {
 			continue
 		}
 		n.metrics.treePayloads.Add(float64(len(sent)))
+		for _, c := range headers {
+			n.headerSent(group[0].To, c)
+		}
 	}
 	return failed
 }

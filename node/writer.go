@@ -120,6 +120,9 @@ func (n *Node) persist(ch string, blocks []*block) error {
 		if err != nil {
 			return err
 		}
+		if b.chunks != nil {
+			raw = storedChunked(raw, b.chunks.data())
+		}
 		batch[i] = store.Block{Number: b.msg.GetNumber(), Hash: b.hash, Envelope: raw}
 	}
 	return n.store.AppendBatch(ch, batch)

@@ -33,8 +33,9 @@ const (
 	// MaxHashSize is the longest block hash, in bytes (BlockHash is 32).
 	MaxHashSize = 64
 	// MaxEnvelopeSize is the largest encoded envelope, in bytes: far above
-	// the 4 MiB frame cap, so any block the network can carry fits.
-	MaxEnvelopeSize = 64 << 20
+	// the 4 MiB frame cap, and a chunked block of 64 MiB (its header, with
+	// 32 bytes per chunk, and its data in one record) fits too.
+	MaxEnvelopeSize = 65 << 20
 )
 
 // Store holds, per channel, the delivered blocks as a gapless sequence
