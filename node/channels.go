@@ -80,6 +80,12 @@ type channelState struct {
 	wake chan struct{} // tells the writer that blocks were staged
 	quit chan struct{} // closed when the channel leaves the network config
 
+	// loadMu serialises reading chunked blocks back from the store to
+	// serve them, and guards loaded, the last one read: a peer pulling a
+	// block's chunks asks many times, and each read is the whole block.
+	loadMu sync.Mutex
+	loaded *block
+
 	// publishMu keeps this peer's Publish calls on the channel in turn, and
 	// joinMu its joins and leaves (which write to the store); both are taken
 	// before mu, never while holding it.

@@ -139,7 +139,7 @@ func (n *Node) serveChunks(from peer.ID, r *wire.ChunkRequest) (*wire.PullRespon
 	inStore := b == nil && r.GetNumber() < cs.ledger.height && n.store != nil
 	cs.mu.Unlock()
 	if inStore {
-		b = n.loadBlock(cs.name, r.GetNumber())
+		b = n.loadServed(cs, r.GetNumber())
 	}
 	if b == nil || b.chunks == nil || !bytes.Equal(b.chunks.hash, r.GetBlockHash()) {
 		return &wire.PullResponse{Response: &wire.PullResponse_Chunks{Chunks: &wire.ChunkResponse{}}}, nil
@@ -172,6 +172,21 @@ serve:
 	}
 	cs.mu.Unlock()
 	return &wire.PullResponse{Response: &wire.PullResponse_Chunks{Chunks: out}}, nil
+}
+
+// loadServed reads a delivered block back from the store to serve it,
+// keeping the last chunked one read for the requests that follow.
+func (n *Node) loadServed(cs *channelState, num uint64) *block {
+	cs.loadMu.Lock()
+	defer cs.loadMu.Unlock()
+	if b := cs.loaded; b != nil && b.msg.GetNumber() == num {
+		return b
+	}
+	b := n.loadBlock(cs.name, num)
+	if b != nil && b.chunks != nil {
+		cs.loaded = b
+	}
+	return b
 }
 
 // maxPullRanges caps the ranges of a chunk request this peer serves (the
@@ -223,7 +238,7 @@ func splitStoredChunked(raw []byte) (env, data []byte, ok bool) {
 
 // decodeStoredChunked rebuilds a complete chunked block read back from the
 // store, its data checked against the header's commitment.
-func decodeStoredChunked(envRaw, data []byte, size int) *block {
+func decodeStoredChunked(envRaw, data []byte) *block {
 	env := new(wire.Envelope)
 	if proto.Unmarshal(envRaw, env) != nil {
 		return nil
@@ -241,5 +256,5 @@ func decodeStoredChunked(envRaw, data []byte, size int) *block {
 		return nil
 	}
 	hash := BlockHash(m)
-	return &block{env: env, msg: m, hash: hash, size: size, chunks: newChunkedBlock(m.GetChannel(), m.GetNumber(), hash, asm, "")}
+	return &block{env: env, msg: m, hash: hash, size: len(envRaw), chunks: newChunkedBlock(m.GetChannel(), m.GetNumber(), hash, asm, "")}
 }

@@ -18,8 +18,15 @@ import (
 // as a restarted process would reopen its data directory.
 func storedCluster(t *testing.T, peers int, seed uint64, extra func(p *testnet.Peer) []node.Option) *testnet.Cluster {
 	t.Helper()
+	return storedClusterConfig(t, peers, seed, nil, extra)
+}
+
+// storedClusterConfig is storedCluster with every peer's Config (nil: the
+// default).
+func storedClusterConfig(t *testing.T, peers int, seed uint64, cfg *node.Config, extra func(p *testnet.Peer) []node.Option) *testnet.Cluster {
+	t.Helper()
 	stores := map[int]store.Store{}
-	c := startCluster(t, oneOrg(peers), testnet.Options{Seed: seed, NodeOptions: func(p *testnet.Peer) []node.Option {
+	c := startCluster(t, oneOrg(peers), testnet.Options{Seed: seed, Config: cfg, NodeOptions: func(p *testnet.Peer) []node.Option {
 		s := stores[p.Index]
 		if s == nil {
 			b, err := store.Open(t.TempDir(), store.WithNoSync())

@@ -175,7 +175,7 @@ func (n *Node) loadBlock(ch string, num uint64) *block {
 // block's data against its header.
 func decodeStoredBlock(raw []byte) *block {
 	if envRaw, data, ok := splitStoredChunked(raw); ok {
-		return decodeStoredChunked(envRaw, data, len(raw))
+		return decodeStoredChunked(envRaw, data)
 	}
 	env := new(wire.Envelope)
 	if proto.Unmarshal(raw, env) != nil {

@@ -189,7 +189,7 @@ func (n *Node) heldBlock(ch string, num uint64) *wire.Envelope {
 		return b.env
 	}
 	if inStore {
-		if b := n.loadBlock(ch, num); b != nil {
+		if b := n.loadServed(cs, num); b != nil {
 			return b.env
 		}
 	}
