@@ -51,12 +51,12 @@ const propChunks = "fabgossip.chunks"
 
 // Chunk frame and request bounds.
 const (
-	chunkFrameBytes    = 1 << 20 // chunk data per push frame
-	chunkPumpBytes     = 4 << 20 // chunk data per target per pump call, before others get a turn
-	maxChunkTargetFail = 400     // full-queue retries (chunkRetry apart) before a target is dropped
-	chunkRetry         = 5 * time.Millisecond
-	maxChunkResponse   = 1024    // chunks per chunk response
-	maxChunkBytes      = 3 << 20 // chunk data per chunk response
+	chunkFrameBytes  = 1 << 20         // chunk data per push frame
+	chunkPumpBytes   = 4 << 20         // chunk data per target per pump call, before others get a turn
+	chunkTargetStuck = 2 * time.Second // a target whose queue stays full this long is dropped, to repair by pull
+	chunkRetry       = 5 * time.Millisecond
+	maxChunkResponse = 1024    // chunks per chunk response
+	maxChunkBytes    = 3 << 20 // chunk data per chunk response
 )
 
 // Drop reasons of chunked blocks.
@@ -90,9 +90,9 @@ type chunkedBlock struct {
 
 // chunkTarget is one peer the block's chunks go to.
 type chunkTarget struct {
-	sent  []uint64 // bit i: chunk i handed to the transport for the peer
-	low   int      // every chunk below it is sent
-	fails int      // full-queue refusals in a row
+	sent  []uint64  // bit i: chunk i handed to the transport for the peer
+	low   int       // every chunk below it is sent
+	stuck time.Time // since when its queue refuses chunks; zero when it takes them
 }
 
 func newChunkedBlock(ch string, num uint64, hash []byte, asm *chunk.Assembly, from peer.ID) *chunkedBlock {
@@ -232,19 +232,22 @@ func (n *Node) pump(cs *channelState, c *chunkedBlock) {
 			sent[k] = n.push(f.to, f.b)
 		}
 		stalled, more := false, false
+		now := n.now()
 		cs.mu.Lock()
 		for k, f := range frames {
 			t := c.targets[f.to]
 			switch {
 			case t == nil:
 			case sent[k]:
-				t.fails = 0
+				t.stuck = time.Time{}
 			default:
 				for _, i := range f.idx {
 					t.clear(i)
 				}
 				stalled = true
-				if t.fails++; t.fails > maxChunkTargetFail {
+				if t.stuck.IsZero() {
+					t.stuck = now
+				} else if now.Sub(t.stuck) > chunkTargetStuck {
 					delete(c.targets, f.to) // it repairs by pull
 				}
 			}
@@ -340,9 +343,17 @@ func (n *Node) pumpStalled() bool {
 	return len(todo) > 0
 }
 
-// handleChunks applies the chunks of a push frame (or a chunk response)
-// from from, then forwards what was added, per block.
+// handleChunks applies the chunks of a push frame from from, then forwards
+// what was added, per block.
 func (n *Node) handleChunks(from peer.ID, chunks []*wire.BlockChunk) {
+	n.applyChunks(from, chunks, false)
+}
+
+// applyChunks is handleChunks for pushed or (pulled) repaired chunks. Only
+// pushed chunks count as progress: a block that repair is filling keeps
+// repairing, round after round, until it is complete or a round brings
+// nothing.
+func (n *Node) applyChunks(from peer.ID, chunks []*wire.BlockChunk, pulled bool) (added int) {
 	if len(chunks) == 0 {
 		return
 	}
@@ -363,19 +374,24 @@ func (n *Node) handleChunks(from peer.ID, chunks []*wire.BlockChunk) {
 			n.drop("chunk", reason, from)
 			continue
 		}
-		c, added := n.addChunk(cs, from, ck)
-		if added && (len(fwd) == 0 || fwd[len(fwd)-1].c != c) {
+		c, ok := n.addChunk(cs, from, ck, pulled)
+		if !ok {
+			continue
+		}
+		added++
+		if len(fwd) == 0 || fwd[len(fwd)-1].c != c {
 			fwd = append(fwd, touched{cs, c})
 		}
 	}
 	for _, t := range fwd {
 		n.pump(t.cs, t.c)
 	}
+	return added
 }
 
 // addChunk verifies and stores one chunk; it returns the block and whether
 // the chunk was new, to forward. A completed block is staged.
-func (n *Node) addChunk(cs *channelState, from peer.ID, ck *wire.BlockChunk) (*chunkedBlock, bool) {
+func (n *Node) addChunk(cs *channelState, from peer.ID, ck *wire.BlockChunk, pulled bool) (*chunkedBlock, bool) {
 	cs.mu.Lock()
 	b := cs.ledger.blocks[ck.GetNumber()]
 	if !cs.activeLocked() || b == nil || b.chunks == nil || !bytes.Equal(b.chunks.hash, ck.GetBlockHash()) {
@@ -386,11 +402,10 @@ func (n *Node) addChunk(cs *channelState, from peer.ID, ck *wire.BlockChunk) (*c
 	c := b.chunks
 	res, err := c.asm.Add(int(ck.GetIndex()), ck.GetData())
 	var broken []*block
-	switch res {
-	case chunk.Added:
+	if (res == chunk.Added || res == chunk.Completed) && !pulled {
 		c.progress = n.now()
-	case chunk.Completed:
-		c.progress = n.now()
+	}
+	if res == chunk.Completed {
 		n.releaseLocked(c)
 		broken = n.stageReadyLocked(cs)
 	}

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -47,13 +48,17 @@ func (n *Node) repairChunks(ctx context.Context) {
 // height says they delivered the block), each asked for a bounded request
 // at once.
 func (n *Node) repairBlock(ctx context.Context, cs *channelState, c *chunkedBlock, missing []chunk.Range) {
+	var added atomic.Int64
 	defer func() {
 		cs.mu.Lock()
 		c.repairing = false
-		if !c.asm.Complete() && n.now().Sub(c.progress) >= n.cfg.ChunkRepairAfter {
+		if added.Load() == 0 && !c.asm.Complete() {
 			c.progress = n.now() // nothing came: wait a full interval before the next round
 		}
 		cs.mu.Unlock()
+		if added.Load() > 0 {
+			n.kickRepair() // the next round at once: resume where this one ended
+		}
 	}()
 	n.metrics.pullRounds.Inc()
 	peers := n.chunkSources(cs, c)
@@ -68,7 +73,7 @@ func (n *Node) repairBlock(ctx context.Context, cs *channelState, c *chunkedBloc
 		p := peers[a.Source]
 		go func() {
 			defer func() { done <- struct{}{} }()
-			n.pullChunks(ctx, p, c, a.Ranges)
+			added.Add(int64(n.pullChunks(ctx, p, c, a.Ranges)))
 		}()
 	}
 	for range asks {
@@ -101,15 +106,16 @@ func (n *Node) chunkSources(cs *channelState, c *chunkedBlock) []peer.ID {
 }
 
 // pullChunks asks p for the chunks of c in rs and applies the answer as it
-// would pushed chunks: verified, stored, forwarded.
-func (n *Node) pullChunks(ctx context.Context, p peer.ID, c *chunkedBlock, rs []chunk.Range) {
+// would pushed chunks: verified, stored, forwarded. It returns how many
+// were new.
+func (n *Node) pullChunks(ctx context.Context, p peer.ID, c *chunkedBlock, rs []chunk.Range) int {
 	req := &wire.ChunkRequest{Channel: c.ch, Number: c.num, BlockHash: c.hash}
 	for _, r := range rs {
 		req.Ranges = append(req.Ranges, &wire.ChunkRange{First: uint32(r.First), Last: uint32(r.Last)})
 	}
 	resp, err := n.tr.Pull(ctx, p, &wire.PullRequest{Request: &wire.PullRequest_Chunks{Chunks: req}})
 	if err != nil {
-		return
+		return 0
 	}
 	chunks := resp.GetChunks().GetChunks()
 	if len(chunks) > maxChunkResponse {
@@ -119,10 +125,10 @@ func (n *Node) pullChunks(ctx context.Context, p peer.ID, c *chunkedBlock, rs []
 		// A chunk of another block in the answer is a protocol violation.
 		if ck.GetChannel() != c.ch || ck.GetNumber() != c.num || !bytes.Equal(ck.GetBlockHash(), c.hash) {
 			n.drop("chunk", reasonMalformed, p)
-			return
+			return 0
 		}
 	}
-	n.handleChunks(p, chunks)
+	return n.applyChunks(p, chunks, true)
 }
 
 // serveChunks answers a chunk request with the held chunks it names, in
