@@ -296,6 +296,29 @@ func decodeBlock(payload []byte) (*wire.Block, bool) {
 	return blk, ok
 }
 
+// chunkHashesWithinCap reports whether no block field of a Message payload
+// has more than chunk.DefaultMaxChunks chunk hashes, counting without
+// allocating: proto.Unmarshal allocates a slice header per entry, 48 MiB
+// for a 4 MiB frame of empty ones, and no header may have more.
+func chunkHashesWithinCap(payload []byte) bool {
+	ok := true
+	eachField(payload, func(f protowire.Number, typ protowire.Type, v []byte, _ uint64) bool {
+		if f != 1 || typ != protowire.BytesType {
+			return true
+		}
+		count := 0
+		eachField(v, func(f protowire.Number, typ protowire.Type, _ []byte, _ uint64) bool {
+			if f == 11 && typ == protowire.BytesType {
+				count++
+			}
+			return count <= chunk.DefaultMaxChunks
+		})
+		ok = count <= chunk.DefaultMaxChunks
+		return ok
+	})
+	return ok
+}
+
 // blockField returns the body of a payload that is exactly one
 // Message.block field.
 func blockField(payload []byte) ([]byte, bool) {

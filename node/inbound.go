@@ -77,6 +77,10 @@ func (n *Node) receive(from peer.ID, env *wire.Envelope, via Path, tally *pushTa
 			return n.handleBlock(from, env, msg, via)
 		}
 	}
+	if !chunkHashesWithinCap(env.GetPayload()) { // before proto.Unmarshal allocates each
+		n.drop("block", reasonMalformed, from)
+		return false
+	}
 	var m wire.Message
 	if err := proto.Unmarshal(env.GetPayload(), &m); err != nil {
 		n.drop("unknown", reasonMalformed, from)

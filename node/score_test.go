@@ -95,7 +95,8 @@ func TestStrikesLengthenBackoff(t *testing.T) {
 // stream timeout or reset, a refused request) is never evidence.
 func TestHonestRefusalsCostNothing(t *testing.T) {
 	for _, r := range []string{reasonUnknownSender, reasonNotInChannel, reasonTooFarAhead, reasonBadCertificate,
-		reasonMayNotPublish, reasonSenderNotMember, reasonForeign, reasonBrokenChain, reasonUnknownPeer, "bad_responder"} {
+		reasonMayNotPublish, reasonSenderNotMember, reasonForeign, reasonBrokenChain, reasonUnknownPeer, "bad_responder",
+		reasonTooLarge, reasonAssembliesFull, reasonUnknownBlock, reasonNoChunkSupport} {
 		if w := penalty(r); w != 0 {
 			t.Errorf("penalty(%q) = %v, want 0", r, w)
 		}
@@ -105,7 +106,8 @@ func TestHonestRefusalsCostNothing(t *testing.T) {
 			t.Errorf("framePenalty(%v) = %v, want 0", k, w)
 		}
 	}
-	for _, r := range []string{reasonMalformed, reasonBadSignature, reasonDataHash} {
+	for _, r := range []string{reasonMalformed, reasonBadSignature, reasonDataHash,
+		reasonBadCommitment, reasonChunkOutOfRange, reasonChunkLength, reasonChunkTampered} {
 		if penalty(r) <= 0 {
 			t.Errorf("penalty(%q) = 0: a forgery costs nothing", r)
 		}
