@@ -30,5 +30,11 @@
 // push missed from a window of the last MaxBlockCountToStore blocks.
 // Subscribe delivers every block exactly once and in order.
 //
+// Large blocks. Data over Config.ChunkThreshold is published as a signed
+// header committing to fixed-size chunks (package chunk); the chunks follow
+// the header to every peer it went to, each verified on arrival and
+// relayed at once, and missing ones are pulled by ranges (chunked.go,
+// chunkpull.go). Such a block is delivered, like any other, once complete.
+//
 // Everything a Node starts is stopped and waited for by Close.
 package node

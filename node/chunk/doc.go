@@ -44,21 +44,24 @@
 // Subtract and Assign turn Missing into bounded requests over the peers
 // that hold the chunks, so a pull resumes by chunk from any of them.
 //
-// # How the node will use it
+// # How the node uses it
 //
-//  1. Publish: data over the single-frame limit is committed with Commit,
+//  1. Publish: data over Config.ChunkThreshold is committed with Commit,
 //     the header is signed and sent on the existing signed path (push,
-//     tree, pull) like any block; the chunks follow as wire.BlockChunk
-//     named by the header's block hash, served from Assembled(c, data).
+//     tree, pull) like any block; the chunks follow as wire.BlockChunk in
+//     Batch.chunks, named by the header's block hash, served from
+//     Assembled(c, data).
 //  2. Receive the header: the usual checks (dedup, signature, authority),
 //     then FromBlock instead of the data hash check; an Assembly per
-//     in-flight block, keyed by block hash, and forward the header.
-//  3. Receive a chunk: admit on channel and number, find the Assembly by
-//     block hash (no header, no chunk), Add, score the sender on a
-//     refusal, forward chunk i along the tree as soon as Add accepts it.
-//  4. Pull: when chunks stop arriving, Assign(Subtract(Missing(), in
-//     flight), peers, budget) and fetch those ranges; peers that are
-//     themselves assembling advertise Ranges.
+//     in-flight block, held in the ledger beside its header, within caps
+//     on the assemblies under way; forward the header.
+//  3. Receive a chunk: admit on channel and sender, find the header by
+//     number and block hash (no header, no chunk), Add, score the sender
+//     on a refusal, forward chunk i to every peer the header went to as
+//     soon as Add accepts it.
+//  4. Pull: when chunks stop arriving, Assign(Missing(), peers, budget)
+//     and fetch those ranges (wire.ChunkRequest); peers serve the chunks
+//     they hold, assembling or whole.
 //  5. Completed: the block goes to the ledger, the store and the
 //     application in order, exactly once, like a single-frame block.
 package chunk

@@ -154,6 +154,10 @@ type GossipConfig struct {
 	DirectAlive                *bool          `yaml:"direct_alive,omitempty"`
 	MembershipSyncInterval     *time.Duration `yaml:"membership_sync_interval,omitempty"`
 	MaxBlockBytes              *int           `yaml:"max_block_bytes,omitempty"`
+	// ChunkThreshold and ChunkSize: blocks over the threshold are published
+	// in chunks of ChunkSize (node.Config); a threshold of 0 turns it off.
+	ChunkThreshold *int `yaml:"chunk_threshold,omitempty"`
+	ChunkSize      *int `yaml:"chunk_size,omitempty"`
 	// Dissemination is "tree" (the default: an eager tree with lazy
 	// digests) or "fabric" (Fabric's random push).
 	Dissemination *string `yaml:"dissemination,omitempty"`
@@ -393,6 +397,8 @@ func (c *Config) NodeConfig() (node.Config, error) {
 		nc.DirectAlive = *g.DirectAlive
 	}
 	setInt(&nc.MaxBlockBytes, g.MaxBlockBytes)
+	setInt(&nc.ChunkThreshold, g.ChunkThreshold)
+	setInt(&nc.ChunkSize, g.ChunkSize)
 	if g.Dissemination != nil {
 		nc.Dissemination = node.Dissemination(*g.Dissemination)
 	}
