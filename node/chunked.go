@@ -183,7 +183,7 @@ func (cs *channelState) chunkCapableLocked(p peer.ID) bool {
 }
 
 // chunkedHeld returns the chunked data of block num of ch if this peer
-// holds it as a chunked block, and whether to may be sent it.
+// holds it as a chunked block in memory, and whether to may be sent it.
 func (n *Node) chunkedHeld(ch string, num uint64, to peer.ID) (c *chunkedBlock, capable bool) {
 	cs := n.channel(ch)
 	if cs == nil {
@@ -196,6 +196,17 @@ func (n *Node) chunkedHeld(ch string, num uint64, to peer.ID) (c *chunkedBlock, 
 		return nil, false
 	}
 	return b.chunks, cs.chunkCapableLocked(to)
+}
+
+// chunkCapable reports whether to announced chunk support for ch.
+func (n *Node) chunkCapable(ch string, to peer.ID) bool {
+	cs := n.channel(ch)
+	if cs == nil {
+		return false
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.chunkCapableLocked(to)
 }
 
 // headerSent makes to a target of c's chunks, after the header went to it

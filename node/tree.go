@@ -144,20 +144,21 @@ func (n *Node) sendPayloads(sends []tree.Send) (failed []tree.Send) {
 		var sent []tree.Send
 		var headers []*chunkedBlock
 		for _, s := range group {
-			// A chunked block goes as its header, then its chunks, and
-			// only to a peer that announced it takes them.
-			c, capable := n.chunkedHeld(s.ID.Channel, s.Number, s.To)
-			if c != nil && !capable {
-				n.metrics.dropped.WithLabelValues("block", reasonNoChunkSupport).Inc()
+			hb := n.heldBlock(s.ID.Channel, s.Number)
+			if hb == nil {
 				continue
 			}
-			if env := n.heldBlock(s.ID.Channel, s.Number); env != nil {
-				b.Envelopes = append(b.Envelopes, env)
-				sent = append(sent, s)
-				if c != nil {
-					headers = append(headers, c)
+			if hb.chunks != nil {
+				// A chunked block goes as its header, then its chunks,
+				// and only to a peer that announced it takes them.
+				if !n.chunkCapable(s.ID.Channel, s.To) {
+					n.metrics.dropped.WithLabelValues("block", reasonNoChunkSupport).Inc()
+					continue
 				}
+				headers = append(headers, hb.chunks)
 			}
+			b.Envelopes = append(b.Envelopes, hb.env)
+			sent = append(sent, s)
 		}
 		if len(b.Envelopes) == 0 {
 			continue
@@ -174,9 +175,9 @@ func (n *Node) sendPayloads(sends []tree.Send) (failed []tree.Send) {
 	return failed
 }
 
-// heldBlock returns the envelope of block num of ch if this peer holds it
-// (in memory, or delivered and in the store).
-func (n *Node) heldBlock(ch string, num uint64) *wire.Envelope {
+// heldBlock returns block num of ch if this peer holds it (in memory, or
+// delivered and in the store).
+func (n *Node) heldBlock(ch string, num uint64) *block {
 	cs := n.channel(ch)
 	if cs == nil {
 		return nil
@@ -185,15 +186,10 @@ func (n *Node) heldBlock(ch string, num uint64) *wire.Envelope {
 	b := cs.ledger.blocks[num]
 	inStore := b == nil && num < cs.ledger.height && n.store != nil
 	cs.mu.Unlock()
-	if b != nil {
-		return b.env
-	}
 	if inStore {
-		if b := n.loadServed(cs, num); b != nil {
-			return b.env
-		}
+		b = n.loadServed(cs, num)
 	}
-	return nil
+	return b
 }
 
 // control queues one IHAVE or PRUNE for the next control flush.
