@@ -223,10 +223,12 @@ func TestAssembliesBounded(t *testing.T) {
 }
 
 // TestChunkRepairResumes: a peer that receives only the even chunks of a
-// block by push pulls the odd ones from peers that hold them, asking only
-// for what it misses, and delivers the block.
+// block by push pulls the odd ones from peers that hold them, asking for
+// each chunk at most once (a round asks only for what is still missing),
+// and delivers the block.
 func TestChunkRepairResumes(t *testing.T) {
-	var asked atomic.Int64 // chunks asked for by the lossy peer's repair
+	var mu sync.Mutex
+	asked := map[uint32]int{} // chunk index: times the lossy peer's repair asked for it
 	c := startCluster(t, oneOrg(4), testnet.Options{Seed: 44, NodeOptions: func(p *testnet.Peer) []node.Option {
 		if p.Index != 3 {
 			return nil
@@ -248,8 +250,12 @@ func TestChunkRepairResumes(t *testing.T) {
 			return hs
 		}, func(nw node.Network) node.Network {
 			return &sendFilter{Network: nw, pull: func(req *wire.PullRequest) error {
+				mu.Lock()
+				defer mu.Unlock()
 				for _, r := range req.GetChunks().GetRanges() {
-					asked.Add(int64(r.GetLast()-r.GetFirst()) + 1)
+					for i := r.GetFirst(); i <= r.GetLast(); i++ {
+						asked[i]++
+					}
 				}
 				return nil
 			}}
@@ -266,7 +272,92 @@ func TestChunkRepairResumes(t *testing.T) {
 	if got.Number != want.Number || !bytes.Equal(got.Data, data) {
 		t.Fatal("the lossy peer delivered other bytes")
 	}
-	if n := asked.Load(); n != 24 {
-		t.Fatalf("the repair asked for %d chunks, want the 24 missing", n)
+	mu.Lock()
+	defer mu.Unlock()
+	for i := uint32(1); i < 49; i += 2 {
+		if asked[i] != 1 {
+			t.Fatalf("the repair asked for odd chunk %d %d times, want once", i, asked[i])
+		}
 	}
+	for i, n := range asked {
+		if n > 1 {
+			t.Fatalf("the repair asked for chunk %d %d times", i, n)
+		}
+	}
+}
+
+// TestChunkedGraftSendsChunks: a peer that loses every pushed copy of a
+// chunked header grafts it from an announcer (a lazy link, which pushed it
+// nothing of the block before), and the graft's answer brings every chunk
+// after the header.
+func TestChunkedGraftSendsChunks(t *testing.T) {
+	var mu sync.Mutex
+	var graftee peer.ID              // whom the peer grafted
+	fromGraftee := map[uint32]bool{} // chunks it then pushed
+	grafted := func() (peer.ID, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		return graftee, graftee != ""
+	}
+	c := startCluster(t, oneOrg(7), testnet.Options{Seed: 47, NodeOptions: func(p *testnet.Peer) []node.Option {
+		if p.Index != 6 {
+			return nil
+		}
+		return []node.Option{node.WithNetworkWrap(func(hs node.Handlers) node.Handlers {
+			push := hs.Push
+			hs.Push = func(from peer.ID, b *wire.Batch) {
+				g, ok := grafted()
+				if !ok && len(b.GetEnvelopes()) > 0 {
+					var kept []*wire.Envelope
+					for _, env := range b.GetEnvelopes() {
+						if _, num, ok := node.PeekBlock(env); ok && num == 0 {
+							continue // the header, before this peer grafted it
+						}
+						kept = append(kept, env)
+					}
+					b = &wire.Batch{Envelopes: kept, Control: b.Control, Chunks: b.Chunks}
+				}
+				if ok && from == g {
+					mu.Lock()
+					for _, ck := range b.GetChunks() {
+						fromGraftee[ck.GetIndex()] = true
+					}
+					mu.Unlock()
+				}
+				push(from, b)
+			}
+			return hs
+		}, func(nw node.Network) node.Network {
+			return &sendFilter{Network: nw, filter: func(to peer.ID, b *wire.Batch) *wire.Batch {
+				for _, ctl := range b.GetControl() {
+					if len(ctl.GetGraft()) > 0 {
+						mu.Lock()
+						if graftee == "" {
+							graftee = to
+						}
+						mu.Unlock()
+					}
+				}
+				return b
+			}}
+		})}
+	}})
+	subs := joinAll(t, c, "ch")
+	waitConverged(t, c, "ch")
+	data := randomData(5, 2<<20) // 32 chunks
+	if _, err := c.Peers[0].Publish(context.Background(), "ch", data); err != nil {
+		t.Fatal(err)
+	}
+	got := nextBlock(t, "the grafting peer", subs[6])
+	if !bytes.Equal(got.Data, data) {
+		t.Fatal("the grafting peer delivered other bytes")
+	}
+	if _, ok := grafted(); !ok {
+		t.Fatal("the peer never grafted: the header reached it some other way")
+	}
+	waitFor(t, "every chunk from the grafted peer", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(fromGraftee) == 32
+	})
 }
