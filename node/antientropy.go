@@ -173,8 +173,15 @@ func (n *Node) serveFetch(from peer.ID, r *wire.FetchRequest) (*wire.PullRespons
 	if !ok {
 		return nil, errPullDenied
 	}
+	capable := n.chunkCapable(cs.name, from)
 	var out []*wire.Envelope
 	for _, b := range n.fetch(cs, r.GetRanges(), maxFetchBlocks, maxFetchBytes, n.pullSettled()) {
+		if b.chunks != nil && !capable {
+			// A peer that predates chunks would refuse the header as a
+			// data hash mismatch and blame this one.
+			n.metrics.dropped.WithLabelValues("block", reasonNoChunkSupport).Inc()
+			continue
+		}
 		out = append(out, b.env)
 	}
 	return &wire.PullResponse{Response: &wire.PullResponse_Fetch{Fetch: &wire.FetchResponse{Blocks: out}}}, nil

@@ -90,10 +90,8 @@ func (n *Node) handleBlock(from peer.ID, env *wire.Envelope, msg *wire.Block, vi
 		asm, _ := chunk.NewAssembly(commitment) // valid: cannot fail
 		b.chunks = newChunkedBlock(ch, msg.GetNumber(), b.hash, asm, from)
 		b.chunks.reserved = true
-		if via == ViaPull {
-			b.chunks.from = from // it served the header: it holds the block
-		} else {
-			b.chunks.progress = b.at
+		if via != ViaPull {
+			b.chunks.progress = b.at // a pulled header repairs at once: its sender holds the block
 		}
 	}
 	cs.mu.Lock()

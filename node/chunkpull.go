@@ -243,7 +243,9 @@ func splitStoredChunked(raw []byte) (env, data []byte, ok bool) {
 }
 
 // decodeStoredChunked rebuilds a complete chunked block read back from the
-// store, its data checked against the header's commitment.
+// store, its data checked against the header's commitment. Its size is the
+// whole record's, header and data: what reading it cost, so a fetch that
+// reads chunked blocks from the store stops after one.
 func decodeStoredChunked(envRaw, data []byte) *block {
 	env := new(wire.Envelope)
 	if proto.Unmarshal(envRaw, env) != nil {
@@ -262,5 +264,5 @@ func decodeStoredChunked(envRaw, data []byte) *block {
 		return nil
 	}
 	hash := BlockHash(m)
-	return &block{env: env, msg: m, hash: hash, size: len(envRaw), chunks: newChunkedBlock(m.GetChannel(), m.GetNumber(), hash, asm, "")}
+	return &block{env: env, msg: m, hash: hash, size: len(envRaw) + len(data), chunks: newChunkedBlock(m.GetChannel(), m.GetNumber(), hash, asm, "")}
 }

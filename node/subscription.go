@@ -155,7 +155,9 @@ func (n *Node) fetch(cs *channelState, rs []*wire.Range, maxCount, maxBytes int,
 	cs.mu.Unlock()
 	var load func(uint64) *block
 	if n.store != nil {
-		load = func(num uint64) *block { return n.loadBlock(cs.name, num) }
+		// Through loadServed: a chunked block is read whole, so such reads
+		// go one at a time per channel, the last one kept.
+		load = func(num uint64) *block { return n.loadServed(cs, num) }
 	}
 	return take(slots, maxCount, maxBytes, load)
 }

@@ -106,8 +106,8 @@ func (o ProcessOptions) Validate() error {
 	if o.Channels < 1 {
 		bad("channels", o.Channels, "at least 1")
 	}
-	if o.BlockSize < 1 || o.BlockSize > 3<<20 {
-		bad("block-size", o.BlockSize, "1 to 3 MiB (3145728)")
+	if o.BlockSize < 1 || o.BlockSize > 64<<20 {
+		bad("block-size", o.BlockSize, "1 to 64 MiB (67108864); above 1 MiB blocks travel in chunks")
 	}
 	if o.Blocks < 1 {
 		bad("count", o.Blocks, "at least 1")
