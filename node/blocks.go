@@ -94,6 +94,9 @@ func (n *Node) handleBlock(from peer.ID, env *wire.Envelope, msg *wire.Block, vi
 			b.chunks.progress = b.at // a pulled header repairs at once: its sender holds the block
 		}
 	}
+	// Read before b is shared: once in the ledger, a chunked block's
+	// assembly changes under the channel's lock.
+	pb := publicBlock(b)
 	cs.mu.Lock()
 	if !cs.activeLocked() || cs.ledger.check(msg.GetNumber()) != nil { // raced with another copy
 		n.releaseLocked(b.chunks)
@@ -109,7 +112,7 @@ func (n *Node) handleBlock(from peer.ID, env *wire.Envelope, msg *wire.Block, vi
 	}
 
 	n.metrics.blocksAccepted.WithLabelValues(via.String()).Inc()
-	n.tracer.BlockAccepted(publicBlock(b), from, via)
+	n.tracer.BlockAccepted(pb, from, via)
 	// A broken link shows up when the gap before it closes, perhaps long
 	// after it arrived from someone else: counted, not held against from.
 	for range broken {

@@ -38,7 +38,10 @@ func publicBlock(b *block) Block {
 	pub, _ := peer.IDFromBytes(b.msg.GetPublisher())
 	data := b.msg.GetData()
 	if b.chunks != nil {
-		data = b.chunks.data() // complete: only complete blocks are delivered or published
+		// nil until complete. Read without the channel's lock only for a
+		// block no other goroutine can change: complete (delivered,
+		// published) or not yet in the ledger.
+		data = b.chunks.data()
 	}
 	return Block{
 		Channel:      b.msg.GetChannel(),

@@ -37,7 +37,8 @@ type Tracer interface {
 	// Received is called for every envelope that arrives from from, by push
 	// or in a pull or hello response, before any check.
 	Received(from peer.ID, env *wire.Envelope)
-	// BlockAccepted is called when a block first passes every check.
+	// BlockAccepted is called when a block first passes every check; for a
+	// chunked block that is its header, so Data is nil (the chunks follow).
 	BlockAccepted(b Block, from peer.ID, via Path)
 	// BlockDelivered is called when a block is delivered in order.
 	BlockDelivered(b Block)
