@@ -68,15 +68,29 @@ func (f *sendFilter) Pull(ctx context.Context, to peer.ID, req *wire.PullRequest
 // TestChunkTamperCaughtAtFirstHop: the publisher pushes one peer a chunk
 // with a flipped byte. That peer refuses it (chunk_tampered), raises the
 // publisher's score, never stores or forwards it (no other peer sees a
-// tampered chunk), and still delivers the right bytes, from the other
-// peers' copies or by repair; every peer delivers the block once.
+// tampered chunk), and still delivers the right bytes, by repair; every
+// peer delivers the block once. The victim takes pushed chunks from the
+// publisher only, so no good copy can reach it first (a chunk held already
+// is dropped as a duplicate, unhashed).
 func TestChunkTamperCaughtAtFirstHop(t *testing.T) {
 	tallies := map[int]*dropTally{}
-	var victim atomic.Value // peer.ID
+	var victim, publisher atomic.Value // peer.ID
 	var tampered atomic.Int32
 	c := startCluster(t, oneOrg(5), testnet.Options{Seed: 42, NodeOptions: func(p *testnet.Peer) []node.Option {
 		tallies[p.Index] = &dropTally{}
 		opts := []node.Option{node.WithTracer(tallies[p.Index])}
+		if p.Index == 2 {
+			opts = append(opts, node.WithNetworkWrap(func(hs node.Handlers) node.Handlers {
+				push := hs.Push
+				hs.Push = func(from peer.ID, b *wire.Batch) {
+					if pub, _ := publisher.Load().(peer.ID); from != pub && len(b.GetChunks()) > 0 {
+						b = &wire.Batch{Envelopes: b.Envelopes, Control: b.Control}
+					}
+					push(from, b)
+				}
+				return hs
+			}, nil))
+		}
 		if p.Index == 0 {
 			opts = append(opts, node.WithNetworkWrap(nil, func(nw node.Network) node.Network {
 				return &sendFilter{Network: nw, filter: func(to peer.ID, b *wire.Batch) *wire.Batch {
@@ -102,6 +116,7 @@ func TestChunkTamperCaughtAtFirstHop(t *testing.T) {
 	waitConverged(t, c, "ch")
 	pub, v := c.Peers[0], c.Peers[2]
 	victim.Store(v.Host.ID())
+	publisher.Store(pub.Host.ID())
 
 	data := randomData(7, 4<<20)
 	want, err := pub.Publish(context.Background(), "ch", data)
