@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -314,7 +315,9 @@ func TestChunkedGraftSendsChunks(t *testing.T) {
 		defer mu.Unlock()
 		return graftee, graftee != ""
 	}
-	c := startCluster(t, oneOrg(7), testnet.Options{Seed: 47, NodeOptions: func(p *testnet.Peer) []node.Option {
+	cfg := node.LocalConfig()
+	cfg.PullInterval = time.Minute // the header comes by graft, not by a pull that a slow run lets win
+	c := startCluster(t, oneOrg(7), testnet.Options{Seed: 47, Config: &cfg, NodeOptions: func(p *testnet.Peer) []node.Option {
 		if p.Index != 6 {
 			return nil
 		}

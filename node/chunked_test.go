@@ -65,8 +65,8 @@ func expectNothing(t *testing.T, who string, s *node.Subscription) {
 	}
 }
 
-// TestChunkedBlockCluster: blocks of 16 MiB (chunked, 256 chunks) and a
-// small one between them (single-frame) reach every member of the channel
+// TestChunkedBlockCluster: a block of 16 MiB (chunked, 256 chunks), a small
+// one (single-frame) and a chunked one whose last chunk is short reach every member of the channel
 // in both orgs exactly once, in order, with identical bytes, and no peer
 // outside the channel; the peers hold no assembly afterwards.
 func TestChunkedBlockCluster(t *testing.T) {
@@ -80,7 +80,7 @@ func TestChunkedBlockCluster(t *testing.T) {
 			waitConverged(t, c, "ch")
 			pub := c.Peers[0]
 
-			datas := [][]byte{randomData(1, 16<<20), []byte("small"), randomData(2, 16<<20+12345)}
+			datas := [][]byte{randomData(1, 16<<20), []byte("small"), randomData(2, 3<<20+12345)}
 			var want []node.Block
 			for _, d := range datas {
 				b, err := pub.Publish(context.Background(), "ch", d)
