@@ -97,6 +97,9 @@ func (n *Node) PendingStrangers() int {
 // MaxPendingStrangers is maxPendingStrangers.
 const MaxPendingStrangers = maxPendingStrangers
 
+// MaxRefusedBeforeHello is maxRefusedBeforeHello.
+const MaxRefusedBeforeHello = maxRefusedBeforeHello
+
 // HandleHello answers req as if from had sent it on a hello stream.
 func (n *Node) HandleHello(from peer.ID, req *wire.Hello) (*wire.Hello, error) {
 	return n.handleHello(context.Background(), from, req)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fabgossip/fabgossip/node"
 	"github.com/fabgossip/fabgossip/testnet"
+	"github.com/fabgossip/fabgossip/transport"
 )
 
 // TestPendingHandshakesBounded: connections from strangers that never send
@@ -67,5 +68,54 @@ func TestPendingHandshakesBounded(t *testing.T) {
 	})
 	if target.Host.Network().Connectedness(first[0].ID()) != network.Connected {
 		t.Fatal("the reconnected stranger was disconnected at once")
+	}
+}
+
+// TestStrangerStreamsBounded: a stranger that opens push streams without
+// ever sending a hello is disconnected and kept out once it passes
+// MaxRefusedBeforeHello, long before its handshake timeout; one that
+// stays under the bound stays connected.
+func TestStrangerStreamsBounded(t *testing.T) {
+	c := startCluster(t, oneOrg(2), testnet.Options{Seed: 37})
+	target := c.Peers[0]
+	ti := peer.AddrInfo{ID: target.Host.ID(), Addrs: target.Host.Addrs()}
+	stranger := func() host.Host {
+		h, err := c.Mocknet.GenPeer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Mocknet.LinkPeers(h.ID(), ti.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Connect(context.Background(), ti); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	// open opens n push streams and waits for each to be reset unread.
+	open := func(h host.Host, n int) {
+		for range n {
+			s, err := h.NewStream(context.Background(), ti.ID, transport.ProtocolPush)
+			if err != nil {
+				return // disconnected
+			}
+			_, _ = s.Write([]byte{1, 0})
+			_, _ = s.Read(make([]byte, 1)) // returns when the target resets it
+			_ = s.Reset()
+		}
+	}
+	under, over := stranger(), stranger()
+	open(under, node.MaxRefusedBeforeHello)
+	open(over, node.MaxRefusedBeforeHello+1)
+	waitFor(t, "the stranger past the bound disconnected", func() bool {
+		return target.Host.Network().Connectedness(over.ID()) != network.Connected
+	})
+	if err := over.Connect(context.Background(), ti); err == nil {
+		waitFor(t, "the rejected stranger kept out", func() bool {
+			return target.Host.Network().Connectedness(over.ID()) != network.Connected
+		})
+	}
+	if target.Host.Network().Connectedness(under.ID()) != network.Connected {
+		t.Fatalf("a stranger with %d refused streams, the bound, was disconnected", node.MaxRefusedBeforeHello)
 	}
 }

@@ -324,14 +324,18 @@ func (n *Node) Close() error {
 
 // admitted reports whether the transport may read push and pull streams
 // from p: p is a live member the audience lets this peer talk to, and not
-// rejected within its back-off.
+// rejected within its back-off. A stranger's refused streams are counted
+// (refusedStranger).
 func (n *Node) admitted(p peer.ID, _ protocol.ID) bool {
 	if n.rejectedRecently(p) {
 		return false
 	}
 	v := n.view()
-	m, ok := v.member(p)
-	return ok && v.MayTalk(m)
+	if m, ok := v.member(p); ok && v.MayTalk(m) {
+		return true
+	}
+	n.refusedStranger(p)
+	return false
 }
 
 // closeTree flushes and stops the tree's control emitter.
