@@ -44,13 +44,11 @@ func WithInboundPushLoss(rate float64, seed uint64) Option {
 	rng := rand.New(rand.NewPCG(seed, seed))
 	return WithNetworkWrap(func(hs Handlers) Handlers {
 		push := hs.Push
-		hs.Push = func(from peer.ID, b *wire.Batch) {
+		hs.Push = func(from peer.ID, b *wire.Batch) bool {
 			mu.Lock()
 			lost := rng.Float64() < rate
 			mu.Unlock()
-			if !lost {
-				push(from, b)
-			}
+			return lost || push(from, b)
 		}
 		return hs
 	}, nil)

@@ -146,7 +146,10 @@ type Network interface {
 // Handlers are the node's side of its Network: what it does with inbound
 // push batches, pull requests and hellos.
 type Handlers struct {
-	Push  transport.PushHandler
+	// Push may give a batch back (see transport.LendingPushHandler): a
+	// Network that reuses the memory of batches the node does not keep
+	// saves an allocation per frame of duplicates or refused blocks.
+	Push  transport.LendingPushHandler
 	Pull  transport.PullHandler
 	Hello transport.HelloHandler
 }
