@@ -115,3 +115,6 @@ func (n *Node) Forgive(p peer.ID) {
 	delete(n.scores.peers, p)
 	n.scores.mu.Unlock()
 }
+
+// SignHeartbeat signs n's next slim heartbeat.
+func (n *Node) SignHeartbeat() (*wire.Envelope, error) { return n.signAlive(false) }
