@@ -25,7 +25,13 @@ type Machine struct {
 	rng      *rand.Rand
 	channels map[string]*channel
 	rtt      map[peer.ID]time.Duration
-	timers   timerHeap
+	// lags are the last lagSamples times a missing block took to arrive by itself, on a link and
+	// from a peer not grafted for it (how far payloads trail the IHAVEs that announce them), in a
+	// ring at lagNext; lag is their median.
+	lags    [lagSamples]time.Duration
+	lagNext int
+	lag     time.Duration
+	timers  timerHeap
 	missing  int // live missing entries over all trees: how many timers are not stale
 	// beaconDue is when the next beacon goes, zero while no tree advanced since the last one.
 	beaconDue time.Time
@@ -72,6 +78,7 @@ type missing struct {
 	certain    int
 	tries      int
 	deadline   time.Time
+	since      time.Time // when it became missing
 }
 
 // New returns a machine for self with no links until [Machine.SetView]. rng draws the jitter of
@@ -180,8 +187,11 @@ func (m *Machine) Payload(from peer.ID, id ID, num uint64, fresh bool, now time.
 		return
 	}
 	old, carried := t.high, t.carried
-	m.hold(t, num, now)
 	i, linked := t.ch.index[from]
+	if linked {
+		m.observeLag(t, num, from, now)
+	}
+	m.hold(t, num, now)
 	if linked && len(t.missing) > 0 {
 		for n := num - min(num, uint64(m.cfg.MaxIHave)); n < num; n++ {
 			if _, ok := t.missing[n]; ok {

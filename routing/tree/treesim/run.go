@@ -280,7 +280,11 @@ func (s *sim) send(n *node, to peer.ID, f *frame) {
 			return
 		}
 	}
-	s.push(event{at: s.now + s.latency(n.idx, j), kind: evDeliver, node: j, from: n.idx, f: f})
+	at := s.now + s.latency(n.idx, j)
+	if f.kind == framePayload && s.cfg.PayloadDelay > 0 {
+		at += time.Duration(s.rng.Int64N(int64(s.cfg.PayloadDelay)))
+	}
+	s.push(event{at: at, kind: evDeliver, node: j, from: n.idx, f: f})
 }
 
 func (s *sim) isPublisher(i int) bool { return slices.Contains(s.pubs, i) }

@@ -44,6 +44,10 @@ type Config struct {
 	Flush time.Duration
 	// Drain is how long the run continues after the last publish.
 	Drain time.Duration
+	// PayloadDelay models a loaded peer: each payload frame waits, on top of the link's latency,
+	// a delay drawn uniformly up to it (queued behind other frames, or behind the CPU), while
+	// the small IHAVE, GRAFT and PRUNE frames do not. Zero: none.
+	PayloadDelay time.Duration
 
 	// Loss is the probability that a frame (of any kind) is lost; ControlLoss adds a loss
 	// probability for GRAFT and PRUNE frames only. Both apply to frames sent before FaultsUntil
