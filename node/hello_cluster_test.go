@@ -24,17 +24,7 @@ func TestPendingHandshakesBounded(t *testing.T) {
 	connect := func(n int) []host.Host {
 		var hs []host.Host
 		for range n {
-			h, err := c.Mocknet.GenPeer()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := c.Mocknet.LinkPeers(h.ID(), ti.ID); err != nil {
-				t.Fatal(err)
-			}
-			if err := h.Connect(context.Background(), ti); err != nil {
-				t.Fatal(err)
-			}
-			hs = append(hs, h)
+			hs = append(hs, connectStranger(t, c, ti))
 		}
 		return hs
 	}
@@ -79,19 +69,6 @@ func TestStrangerStreamsBounded(t *testing.T) {
 	c := startCluster(t, oneOrg(2), testnet.Options{Seed: 37})
 	target := c.Peers[0]
 	ti := peer.AddrInfo{ID: target.Host.ID(), Addrs: target.Host.Addrs()}
-	stranger := func() host.Host {
-		h, err := c.Mocknet.GenPeer()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Mocknet.LinkPeers(h.ID(), ti.ID); err != nil {
-			t.Fatal(err)
-		}
-		if err := h.Connect(context.Background(), ti); err != nil {
-			t.Fatal(err)
-		}
-		return h
-	}
 	// open opens n push streams and waits for each to be reset unread.
 	open := func(h host.Host, n int) {
 		for range n {
@@ -104,7 +81,7 @@ func TestStrangerStreamsBounded(t *testing.T) {
 			_ = s.Reset()
 		}
 	}
-	under, over := stranger(), stranger()
+	under, over := connectStranger(t, c, ti), connectStranger(t, c, ti)
 	open(under, node.MaxRefusedBeforeHello)
 	open(over, node.MaxRefusedBeforeHello+1)
 	waitFor(t, "the stranger past the bound disconnected", func() bool {
@@ -118,4 +95,21 @@ func TestStrangerStreamsBounded(t *testing.T) {
 	if target.Host.Network().Connectedness(under.ID()) != network.Connected {
 		t.Fatalf("a stranger with %d refused streams, the bound, was disconnected", node.MaxRefusedBeforeHello)
 	}
+}
+
+// connectStranger connects a new mocknet host, with no certificate and no
+// hello, to the peer ti.
+func connectStranger(t *testing.T, c *testnet.Cluster, ti peer.AddrInfo) host.Host {
+	t.Helper()
+	h, err := c.Mocknet.GenPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Mocknet.LinkPeers(h.ID(), ti.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Connect(context.Background(), ti); err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
