@@ -62,6 +62,10 @@ type tree struct {
 	ch      *channel
 	rel     []relation
 	missing map[uint64]*missing
+	// grafted are blocks received in answer to a graft, recently, with when they went missing and
+	// whom they were grafted from: the eager copy that arrives after the answer says how late
+	// payloads are (observeLag). At most lagSamples of them.
+	grafted []graftedBlock
 	high    uint64 // highest number held: received, published or grafted to us
 	carried bool   // a payload was seen; trees that never carried one are evicted first
 	// beaconed is the number the last beacon announced, valid when beaconSent.
@@ -69,6 +73,13 @@ type tree struct {
 	beaconSent bool
 	used       uint64
 	dropped    bool
+}
+
+// graftedBlock is a block a graft answered.
+type graftedBlock struct {
+	num   uint64
+	since time.Time
+	by    []peer.ID // the announcers grafted
 }
 
 // missing is a block announced to us and not yet received.
@@ -189,7 +200,7 @@ func (m *Machine) Payload(from peer.ID, id ID, num uint64, fresh bool, now time.
 	old, carried := t.high, t.carried
 	i, linked := t.ch.index[from]
 	if linked {
-		m.observeLag(t, num, from, now)
+		m.observeLag(t, num, from, fresh, now)
 	}
 	m.hold(t, num, now)
 	if linked && len(t.missing) > 0 {

@@ -146,14 +146,32 @@ const lagSamples = 16
 
 // observeLag learns from num arriving from `from`, a link: if num was missing and `from` was not
 // grafted for it, the payload came by itself, late, and how late says how long a graft should
-// wait. A graft answer says nothing about that, and a block that never comes by itself (lost)
+// wait. So does a copy that comes after a graft's answer, from another peer: the graft was
+// early. A graft answer says nothing about that, and a block that never comes by itself (lost)
 // gives no sample, so the wait cannot feed on its own timeouts.
-func (m *Machine) observeLag(t *tree, num uint64, from peer.ID, now time.Time) {
-	e, ok := t.missing[num]
-	if !ok || slices.Contains(e.announcers[:min(e.tries, len(e.announcers))], from) {
+func (m *Machine) observeLag(t *tree, num uint64, from peer.ID, fresh bool, now time.Time) {
+	var since time.Time
+	if e, ok := t.missing[num]; ok && fresh {
+		by := e.announcers[:min(e.tries, len(e.announcers))]
+		if slices.Contains(by, from) {
+			if len(t.grafted) == lagSamples {
+				t.grafted = slices.Delete(t.grafted, 0, 1)
+			}
+			t.grafted = append(t.grafted, graftedBlock{num: num, since: e.since, by: slices.Clone(by)})
+			return
+		}
+		since = e.since
+	} else if !fresh {
+		i := slices.IndexFunc(t.grafted, func(g graftedBlock) bool { return g.num == num })
+		if i < 0 || slices.Contains(t.grafted[i].by, from) {
+			return
+		}
+		since = t.grafted[i].since
+		t.grafted = slices.Delete(t.grafted, i, i+1)
+	} else {
 		return
 	}
-	s := now.Sub(e.since)
+	s := now.Sub(since)
 	if s <= 0 {
 		return
 	}
