@@ -32,7 +32,7 @@ type Machine struct {
 	lagNext int
 	lag     time.Duration
 	timers  timerHeap
-	missing  int // live missing entries over all trees: how many timers are not stale
+	missing int // live missing entries over all trees: how many timers are not stale
 	// beaconDue is when the next beacon goes, zero while no tree advanced since the last one.
 	beaconDue time.Time
 	clock     uint64 // LRU clock, advanced on every use of a tree
