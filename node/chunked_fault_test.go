@@ -83,11 +83,11 @@ func TestChunkTamperCaughtAtFirstHop(t *testing.T) {
 		if p.Index == 2 {
 			opts = append(opts, node.WithNetworkWrap(func(hs node.Handlers) node.Handlers {
 				push := hs.Push
-				hs.Push = func(from peer.ID, b *wire.Batch) {
+				hs.Push = func(from peer.ID, b *wire.Batch) bool {
 					if pub, _ := publisher.Load().(peer.ID); from != pub && len(b.GetChunks()) > 0 {
 						b = &wire.Batch{Envelopes: b.Envelopes, Control: b.Control}
 					}
-					push(from, b)
+					return push(from, b)
 				}
 				return hs
 			}, nil))
@@ -251,7 +251,7 @@ func TestChunkRepairResumes(t *testing.T) {
 		}
 		return []node.Option{node.WithNetworkWrap(func(hs node.Handlers) node.Handlers {
 			push := hs.Push
-			hs.Push = func(from peer.ID, b *wire.Batch) {
+			hs.Push = func(from peer.ID, b *wire.Batch) bool {
 				if len(b.GetChunks()) > 0 {
 					kept := &wire.Batch{Envelopes: b.Envelopes, Control: b.Control}
 					for _, ck := range b.GetChunks() {
@@ -261,7 +261,7 @@ func TestChunkRepairResumes(t *testing.T) {
 					}
 					b = kept
 				}
-				push(from, b)
+				return push(from, b)
 			}
 			return hs
 		}, func(nw node.Network) node.Network {
@@ -323,7 +323,7 @@ func TestChunkedGraftSendsChunks(t *testing.T) {
 		}
 		return []node.Option{node.WithNetworkWrap(func(hs node.Handlers) node.Handlers {
 			push := hs.Push
-			hs.Push = func(from peer.ID, b *wire.Batch) {
+			hs.Push = func(from peer.ID, b *wire.Batch) bool {
 				g, ok := grafted()
 				if !ok && len(b.GetEnvelopes()) > 0 {
 					var kept []*wire.Envelope
@@ -342,7 +342,7 @@ func TestChunkedGraftSendsChunks(t *testing.T) {
 					}
 					mu.Unlock()
 				}
-				push(from, b)
+				return push(from, b)
 			}
 			return hs
 		}, func(nw node.Network) node.Network {

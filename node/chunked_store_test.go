@@ -31,11 +31,11 @@ func TestChunkedBlockRestart(t *testing.T) {
 		}
 		return []node.Option{node.WithNetworkWrap(func(hs node.Handlers) node.Handlers {
 			push := hs.Push
-			hs.Push = func(from peer.ID, b *wire.Batch) {
+			hs.Push = func(from peer.ID, b *wire.Batch) bool {
 				if cut.Load() && len(b.GetChunks()) > 0 {
 					b = &wire.Batch{Envelopes: b.Envelopes, Control: b.Control}
 				}
-				push(from, b)
+				return push(from, b)
 			}
 			return hs
 		}, func(nw node.Network) node.Network {

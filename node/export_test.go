@@ -44,13 +44,11 @@ func WithInboundPushLoss(rate float64, seed uint64) Option {
 	rng := rand.New(rand.NewPCG(seed, seed))
 	return WithNetworkWrap(func(hs Handlers) Handlers {
 		push := hs.Push
-		hs.Push = func(from peer.ID, b *wire.Batch) {
+		hs.Push = func(from peer.ID, b *wire.Batch) bool {
 			mu.Lock()
 			lost := rng.Float64() < rate
 			mu.Unlock()
-			if !lost {
-				push(from, b)
-			}
+			return lost || push(from, b)
 		}
 		return hs
 	}, nil)
@@ -97,6 +95,9 @@ func (n *Node) PendingStrangers() int {
 // MaxPendingStrangers is maxPendingStrangers.
 const MaxPendingStrangers = maxPendingStrangers
 
+// MaxRefusedBeforeHello is maxRefusedBeforeHello.
+const MaxRefusedBeforeHello = maxRefusedBeforeHello
+
 // HandleHello answers req as if from had sent it on a hello stream.
 func (n *Node) HandleHello(from peer.ID, req *wire.Hello) (*wire.Hello, error) {
 	return n.handleHello(context.Background(), from, req)
@@ -114,3 +115,6 @@ func (n *Node) Forgive(p peer.ID) {
 	delete(n.scores.peers, p)
 	n.scores.mu.Unlock()
 }
+
+// SignHeartbeat signs n's next slim heartbeat.
+func (n *Node) SignHeartbeat() (*wire.Envelope, error) { return n.signAlive(false) }

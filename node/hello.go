@@ -67,10 +67,39 @@ func (n *Node) connected(c network.Conn) {
 // new ones; loopback is exempt).
 const maxPendingStrangers = 128
 
+// maxRefusedBeforeHello bounds the push and pull streams a stranger may
+// open before its hello completes: each is reset unread, but what it had
+// in flight is still received and decrypted, so a stranger opening stream
+// after stream costs this peer its bandwidth and CPU until the handshake
+// timeout. Past the bound it is disconnected and gated as if its hello had
+// timed out. A genuine dialler opens a few: its writer tries a push
+// stream on a new connection, and reopens one after each reset with a
+// back-off starting at 100 ms, which makes at most 8 in handshakeTimeout.
+const maxRefusedBeforeHello = 16
+
 // strangerWatch is the handshake timer of one stranger's connection.
 type strangerWatch struct {
-	since time.Time
-	stop  chan struct{} // closed when the stranger completes its hello or is evicted
+	since   time.Time
+	stop    chan struct{} // closed when the stranger completes its hello or is evicted
+	refused int           // push and pull streams reset before its hello; under pendingMu
+}
+
+// refusedStranger counts a push or pull stream of p refused by admission
+// and, when p is a stranger past maxRefusedBeforeHello, rejects it.
+func (n *Node) refusedStranger(p peer.ID) {
+	n.pendingMu.Lock()
+	w, ok := n.strangers[p]
+	over := false
+	if ok {
+		w.refused++
+		over = w.refused == maxRefusedBeforeHello+1
+	}
+	n.pendingMu.Unlock()
+	if over && !n.closed.Load() {
+		n.wg.Go(func() {
+			n.reject(p, fmt.Errorf("%d push and pull streams before its hello", maxRefusedBeforeHello+1))
+		})
+	}
 }
 
 // watchStranger starts p's handshake timer: a stranger that has not

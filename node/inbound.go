@@ -30,7 +30,12 @@ const (
 
 // handlePush is the transport's push handler: one decoded batch from one peer.
 // It runs on that peer's reader goroutine, so a slow batch slows only it.
-func (n *Node) handlePush(from peer.ID, b *wire.Batch) {
+//
+// It reports whether it kept any part of b: a frame of nothing but
+// duplicates, blocks of channels this peer has not joined and undecodable
+// messages is given back to the transport, which reads the next frame into
+// the same memory. Tree control entries are copied out as they are read.
+func (n *Node) handlePush(from peer.ID, b *wire.Batch) (kept bool) {
 	var tally pushTally
 	for _, env := range b.GetEnvelopes() {
 		n.receive(from, env, ViaPush, &tally)
@@ -38,6 +43,7 @@ func (n *Node) handlePush(from peer.ID, b *wire.Batch) {
 	n.blameReplays(from, &tally)
 	n.handleChunks(from, b.GetChunks()) // after the envelopes: a frame's headers come before its chunks
 	n.handleControl(from, b.GetControl())
+	return tally.kept
 }
 
 // handleEnvelope checks and applies one envelope: cheap dedup, signature,
@@ -73,6 +79,7 @@ func (n *Node) receive(from peer.ID, env *wire.Envelope, via Path, tally *pushTa
 			}
 			return true
 		}
+		tally.keep()
 		if msg, ok := decodeBlock(env.GetPayload()); ok {
 			return n.handleBlock(from, env, msg, via)
 		}
@@ -86,6 +93,7 @@ func (n *Node) receive(from peer.ID, env *wire.Envelope, via Path, tally *pushTa
 		n.drop("unknown", reasonMalformed, from)
 		return false
 	}
+	tally.keep()
 	switch c := m.Content.(type) {
 	case *wire.Message_Block:
 		return n.handleBlock(from, env, c.Block, via)

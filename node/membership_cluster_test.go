@@ -508,3 +508,29 @@ func (m membershipCounter) Pull(ctx context.Context, to peer.ID, req *wire.PullR
 	}
 	return resp, err
 }
+
+// TestRelayedHeartbeatVerified: with DirectAlive a heartbeat is checked by
+// its signature only when it does not come from its subject (whose own
+// connection authenticates it, and which is never forwarded): a badly
+// signed heartbeat relayed by a third peer is refused and counted against
+// that peer.
+func TestRelayedHeartbeatVerified(t *testing.T) {
+	tr := newRecorder()
+	c := startCluster(t, oneOrg(3), testnet.Options{Seed: 41, NodeOptions: func(p *testnet.Peer) []node.Option {
+		return []node.Option{node.WithTracer(tr.at(p.Host.ID()))}
+	}})
+	a, b, relay := c.Peers[0], c.Peers[1], c.Peers[2]
+	waitFor(t, "a full view", func() bool { return len(a.Peers()) == 2 })
+	env, err := b.SignHeartbeat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Signature[0] ^= 1
+	a.InjectEnvelope(relay.Host.ID(), env)
+	if got := tr.droppedCount("alive", "bad_signature"); got != 1 {
+		t.Fatalf("%d relayed forged heartbeats refused, want 1", got)
+	}
+	if a.Score(relay.Host.ID()) == 0 {
+		t.Fatal("the relay of a forged heartbeat was not scored")
+	}
+}

@@ -147,7 +147,10 @@ type Network interface {
 // Handlers are the node's side of its Network: what it does with inbound
 // push batches, pull requests and hellos.
 type Handlers struct {
-	Push  transport.PushHandler
+	// Push may give a batch back (see transport.LendingPushHandler): a
+	// Network that reuses the memory of batches the node does not keep
+	// saves an allocation per frame of duplicates or refused blocks.
+	Push  transport.LendingPushHandler
 	Pull  transport.PullHandler
 	Hello transport.HelloHandler
 }
@@ -327,14 +330,18 @@ func (n *Node) Close() error {
 
 // admitted reports whether the transport may read push and pull streams
 // from p: p is a live member the audience lets this peer talk to, and not
-// rejected within its back-off.
+// rejected within its back-off. A stranger's refused streams are counted
+// (refusedStranger).
 func (n *Node) admitted(p peer.ID, _ protocol.ID) bool {
 	if n.rejectedRecently(p) {
 		return false
 	}
 	v := n.view()
-	m, ok := v.member(p)
-	return ok && v.MayTalk(m)
+	if m, ok := v.member(p); ok && v.MayTalk(m) {
+		return true
+	}
+	n.refusedStranger(p)
+	return false
 }
 
 // closeTree flushes and stops the tree's control emitter.

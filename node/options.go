@@ -46,7 +46,7 @@ func defaultOptions() options {
 // the node's host serving the node's handlers.
 func newTransport(h host.Host, cfg transport.Config, hs Handlers, opts ...transport.Option) (Network, error) {
 	return transport.New(h, cfg, append(opts,
-		transport.WithPushHandler(hs.Push),
+		transport.WithLendingPushHandler(hs.Push),
 		transport.WithPullHandler(hs.Pull),
 		transport.WithHelloHandler(hs.Hello),
 	)...)

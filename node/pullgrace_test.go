@@ -70,23 +70,23 @@ func TestPullLeavesYoungBlocksToPush(t *testing.T) {
 type pushGate struct {
 	mu       sync.Mutex
 	from     peer.ID
-	handle   func(peer.ID, *wire.Batch)
+	handle   func(peer.ID, *wire.Batch) bool
 	frames   []*wire.Batch
 	released bool
 }
 
 func (g *pushGate) wrap(hs node.Handlers) node.Handlers {
 	next := hs.Push
-	hs.Push = func(from peer.ID, b *wire.Batch) {
+	hs.Push = func(from peer.ID, b *wire.Batch) bool {
 		g.mu.Lock()
 		g.handle = next
 		if from == g.from && !g.released && carriesBlock(b) {
 			g.frames = append(g.frames, b)
 			g.mu.Unlock()
-			return
+			return true // held, to be handled later
 		}
 		g.mu.Unlock()
-		next(from, b)
+		return next(from, b)
 	}
 	return hs
 }

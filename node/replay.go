@@ -115,7 +115,18 @@ func (b *scoreBook) recent(p peer.ID, now time.Time) *recentPushes {
 }
 
 // pushTally counts the replays of one push frame.
-type pushTally struct{ replays int }
+type pushTally struct {
+	replays int
+	kept    bool // some envelope went past the checks that drop without keeping
+}
+
+// keep records that the frame's memory is referenced after the handler
+// returns (by a block held, a message stored or forwarded).
+func (t *pushTally) keep() {
+	if t != nil {
+		t.kept = true
+	}
+}
 
 // blameReplays charges from for the replays of one frame, at most
 // maxReplayPenalty.

@@ -35,7 +35,9 @@ func (p Path) String() string {
 // back into the node. Embed NopTracer to implement only some methods.
 type Tracer interface {
 	// Received is called for every envelope that arrives from from, by push
-	// or in a pull or hello response, before any check.
+	// or in a pull or hello response, before any check. env is valid only
+	// during the call (a pushed frame's memory may be reused for the next
+	// one): a tracer that keeps it must clone it (proto.Clone).
 	Received(from peer.ID, env *wire.Envelope)
 	// BlockAccepted is called when a block first passes every check; for a
 	// chunked block that is its header, so Data is nil (the chunks follow).

@@ -143,6 +143,9 @@ func RunHostile(ctx context.Context, o HostileOptions) (*HostileReport, error) {
 		},
 		Peer: func(_ peerconfig.GeneratedPeer, c *peerconfig.Config) {
 			c.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+			// Outsiders come from other loopback addresses, each one's
+			// connections limited as they would be on a network.
+			c.LimitExempt = []string{"127.0.0.1/32", "::1/128"}
 			c.Admin.Address = "127.0.0.1:0"
 			c.Gossip.Preset = peerconfig.PresetLocal
 		},

@@ -184,19 +184,28 @@ func (s *suite) flood(ctx context.Context) (int64, string, bool, error) {
 	return s.floodFor(ctx, s.o.Flood)
 }
 
-// floodFor is the outsiders' flood for d.
+// floodFor is the outsider's flood for d: from its one address, 4
+// connections at a time, each with a fresh key, reconnecting as soon as
+// the target disconnects one. A connection the target's resource manager
+// refuses (per-address limits) is retried after refusedRetry.
 func (s *suite) floodFor(ctx context.Context, d time.Duration) (int64, string, bool, error) {
+	const refusedRetry = 50 * time.Millisecond
 	frame := emptyEnvelopes(hostileFrame)
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var sent, answered atomic.Int64
-	var streams, hostsUsed atomic.Int64
+	var streams, hostsUsed, refused atomic.Int64
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				h, err := s.outsider(ctx)
+				h, err := s.outsiderAt(ctx, floodAddr)
 				if err != nil {
+					refused.Add(1)
+					select {
+					case <-ctx.Done():
+					case <-time.After(refusedRetry):
+					}
 					continue
 				}
 				hostsUsed.Add(1)
@@ -211,7 +220,8 @@ func (s *suite) floodFor(ctx context.Context, d time.Duration) (int64, string, b
 		})
 	}
 	wg.Wait()
-	return sent.Load(), fmt.Sprintf("%d streams from %d hosts, %s taken, %d bytes answered", streams.Load(), hostsUsed.Load(), fmtBytes(uint64(sent.Load())), answered.Load()), answered.Load() == 0, nil
+	return sent.Load(), fmt.Sprintf("%d streams on %d connections (%d refused), %s taken, %d bytes answered",
+		streams.Load(), hostsUsed.Load(), refused.Load(), fmtBytes(uint64(sent.Load())), answered.Load()), answered.Load() == 0, nil
 }
 
 // insiderFlood floods the target from the admitted insider with what an

@@ -28,6 +28,12 @@ const LoopbackListenAddr = "/ip4/127.0.0.1/tcp/0"
 // check: every byte goes through the kernel, security and muxer, and there
 // is no emulated latency.
 func NewLoopbackHost(key crypto.PrivKey) (host.Host, error) {
+	return newLoopbackHost(key, LoopbackListenAddr)
+}
+
+// newLoopbackHost is NewLoopbackHost listening on listen: a TCP host dials
+// from its listen address, so a host on 127.0.0.2 connects from there.
+func newLoopbackHost(key crypto.PrivKey, listen string) (host.Host, error) {
 	h, err := libp2p.New(
 		libp2p.Identity(key),
 		// Listen after construction: libp2p v0.51 leaks the swarm when it
@@ -44,8 +50,8 @@ func NewLoopbackHost(key crypto.PrivKey) (host.Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("testnet: loopback host: %w", err)
 	}
-	if err := h.Network().Listen(ma.StringCast(LoopbackListenAddr)); err != nil {
-		return nil, errors.Join(fmt.Errorf("testnet: loopback host: listen on %s: %w", LoopbackListenAddr, err), h.Close())
+	if err := h.Network().Listen(ma.StringCast(listen)); err != nil {
+		return nil, errors.Join(fmt.Errorf("testnet: loopback host: listen on %s: %w", listen, err), h.Close())
 	}
 	return h, nil
 }

@@ -33,6 +33,8 @@ type Report struct {
 	// FramesDropped is the push frames the WAN profile's loss dropped, over
 	// all peers.
 	FramesDropped uint64 `json:"frames_dropped,omitempty"`
+	// Tree is what the dissemination tree did, over all peers.
+	Tree TreeReport `json:"tree"`
 	// DurationSeconds is the run's wall time, from generating the network
 	// to the report.
 	DurationSeconds float64 `json:"duration_seconds"`
@@ -48,6 +50,21 @@ type Report struct {
 	Restarts        []RestartReport `json:"restarts,omitempty"`
 	RestartProblems []string        `json:"restart_problems,omitempty"`
 	Passed          bool            `json:"passed"`
+}
+
+// TreeReport sums the dissemination tree's counters over every peer: the
+// blocks pushed along it (on eager links and in answer to grafts), the
+// blocks the peers accepted from the network (push and pull), and the
+// control entries sent. PayloadsPerAccepted is 1 for a perfect tree (each
+// block pushed once to each peer that takes it), more for duplicates, less
+// when pull delivered some. All zero with Fabric's random push.
+type TreeReport struct {
+	Payloads            uint64  `json:"payloads"`
+	Accepted            uint64  `json:"accepted"`
+	PayloadsPerAccepted float64 `json:"payloads_per_accepted"`
+	IHaves              uint64  `json:"ihave_entries"`
+	Grafts              uint64  `json:"grafts"`
+	Prunes              uint64  `json:"prunes"`
 }
 
 // RestartReport is one kill (SIGKILL) and restart of a peer.
@@ -187,6 +204,10 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 		fmt.Fprintf(w, "peer processes used %.1f CPU s in %.1fs: %.0f%% of %d cores%s\n", r.PeerCPUSeconds, r.DurationSeconds, 100*util, r.Cores, warn)
 	}
+	if t := r.Tree; t.Payloads > 0 {
+		fmt.Fprintf(w, "dissemination tree: %d blocks pushed along it for %d accepted (%.2f per block; 1 is a perfect tree), %d grafts, %d prunes, %d IHAVE entries\n",
+			t.Payloads, t.Accepted, t.PayloadsPerAccepted, t.Grafts, t.Prunes, t.IHaves)
+	}
 	if wan {
 		fmt.Fprintf(w, "WAN profile: %s; %d push frames dropped; latency is T_full (publish to the last eligible delivery), floor the shortest path through eligible relays\n",
 			r.Topology.WAN, r.FramesDropped)
@@ -313,16 +334,18 @@ type peerMetrics struct {
 	bytesSent      float64            // every fabgossip protocol
 	framesDropped  float64            // by the WAN profile's loss
 	cpuSeconds     float64            // the process's CPU time
+	treePayloads   float64            // blocks pushed along the tree
+	treeControl    map[string]float64 // tree control entries sent, by kind
 }
 
 func newPeerMetrics() peerMetrics {
-	return peerMetrics{blocksReceived: map[string]float64{}, blockBytes: map[string]float64{}, accepted: map[string]float64{}}
+	return peerMetrics{blocksReceived: map[string]float64{}, blockBytes: map[string]float64{}, accepted: map[string]float64{}, treeControl: map[string]float64{}}
 }
 
 // add adds o's counters to m's (a restarted peer's earlier processes).
 func (m *peerMetrics) add(o peerMetrics) {
 	for _, pair := range []struct{ dst, src map[string]float64 }{
-		{m.blocksReceived, o.blocksReceived}, {m.blockBytes, o.blockBytes}, {m.accepted, o.accepted},
+		{m.blocksReceived, o.blocksReceived}, {m.blockBytes, o.blockBytes}, {m.accepted, o.accepted}, {m.treeControl, o.treeControl},
 	} {
 		for k, v := range pair.src {
 			pair.dst[k] += v
@@ -331,6 +354,7 @@ func (m *peerMetrics) add(o peerMetrics) {
 	m.bytesSent += o.bytesSent
 	m.framesDropped += o.framesDropped
 	m.cpuSeconds += o.cpuSeconds
+	m.treePayloads += o.treePayloads
 }
 
 // parseMetrics reads the Prometheus text a peer's /metrics served.
@@ -346,6 +370,10 @@ func parseMetrics(text []byte) (peerMetrics, error) {
 		accepted: byLabel(fams["fabgossip_channel_blocks_accepted_total"], "channel", func(mt *dto.Metric) bool {
 			return label(mt, "path") != "publish"
 		}),
+		treeControl: byLabel(fams["fabgossip_tree_control_sent_total"], "kind", nil),
+	}
+	for _, v := range byLabel(fams["fabgossip_tree_payloads_sent_total"], "", nil) {
+		m.treePayloads += v
 	}
 	for _, v := range byLabel(fams["fabgossip_transport_bytes_sent_total"], "protocol", nil) {
 		m.bytesSent += v

@@ -34,3 +34,27 @@ func TestReportJSONWithoutLatency(t *testing.T) {
 		t.Errorf("read back %+v", back.Channels)
 	}
 }
+
+// TestTreeMetricsParsed: the report's tree figures come from each peer's
+// tree counters, and the table prints them.
+func TestTreeMetricsParsed(t *testing.T) {
+	m, err := parseMetrics([]byte(`# TYPE fabgossip_tree_payloads_sent_total counter
+fabgossip_tree_payloads_sent_total 42
+# TYPE fabgossip_tree_control_sent_total counter
+fabgossip_tree_control_sent_total{kind="ihave"} 7
+fabgossip_tree_control_sent_total{kind="graft"} 2
+fabgossip_tree_control_sent_total{kind="prune"} 3
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.treePayloads != 42 || m.treeControl["ihave"] != 7 || m.treeControl["graft"] != 2 || m.treeControl["prune"] != 3 {
+		t.Fatalf("parsed %v payloads, control %v", m.treePayloads, m.treeControl)
+	}
+	var b strings.Builder
+	r := &Report{Tree: TreeReport{Payloads: 42, Accepted: 40, PayloadsPerAccepted: 1.05, IHaves: 7, Grafts: 2, Prunes: 3}}
+	r.WriteTable(&b)
+	if !strings.Contains(b.String(), "dissemination tree: 42 blocks pushed along it for 40 accepted (1.05 per block") {
+		t.Errorf("no tree line in:\n%s", b.String())
+	}
+}

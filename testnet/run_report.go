@@ -179,10 +179,22 @@ func (r *run) report(ctx context.Context) (*Report, error) {
 		}
 		rep.Channels = append(rep.Channels, c)
 	}
-	for _, m := range metrics {
+	for i, m := range metrics {
 		rep.TotalBytesSent += uint64(m.bytesSent)
 		rep.FramesDropped += uint64(m.framesDropped)
 		rep.PeerCPUSeconds += m.cpuSeconds
+		rep.Tree.Payloads += uint64(m.treePayloads)
+		rep.Tree.IHaves += uint64(m.treeControl["ihave"])
+		rep.Tree.Grafts += uint64(m.treeControl["graft"])
+		rep.Tree.Prunes += uint64(m.treeControl["prune"])
+		for ch, n := range m.accepted {
+			if k := slices.IndexFunc(r.channels, func(c ChannelTopology) bool { return c.Name == ch }); k >= 0 && slices.Contains(r.channels[k].Orgs, r.procs[i].peer.Org) {
+				rep.Tree.Accepted += uint64(n)
+			}
+		}
+	}
+	if rep.Tree.Accepted > 0 {
+		rep.Tree.PayloadsPerAccepted = float64(rep.Tree.Payloads) / float64(rep.Tree.Accepted)
 	}
 	rep.Restarts = r.restartReports()
 	rep.RestartProblems = r.restartProblems

@@ -90,7 +90,7 @@ func newScopedFrameReader(r io.Reader, maxSize int, scope memoryScope) *FrameRea
 // wrapping ErrFrameTooLarge or ErrMalformedFrame for a bad frame, and the
 // stream's own error (e.g. a reset) otherwise.
 func (fr *FrameReader) Next() ([]byte, error) {
-	return fr.next(false)
+	return fr.next(false, nil)
 }
 
 // NextOwned is Next for a caller that keeps the body: the slice is the
@@ -100,10 +100,22 @@ func (fr *FrameReader) Next() ([]byte, error) {
 // the body buffer, then out of it). It is reserved in the scope like
 // Next's body buffer, though the reader does not hold it after returning.
 func (fr *FrameReader) NextOwned() ([]byte, error) {
-	return fr.next(true)
+	return fr.next(true, nil)
 }
 
-func (fr *FrameReader) next(owned bool) ([]byte, error) {
+// nextOwnedInto is NextOwned reusing spare, a body NextOwned returned that
+// its caller no longer references, when the body fits it and fills at least
+// half of it: a small body the caller keeps must not pin a large buffer.
+func (fr *FrameReader) nextOwnedInto(spare []byte) ([]byte, error) {
+	return fr.next(true, spare)
+}
+
+// fits reports whether a body of size bytes may reuse spare.
+func fits(spare []byte, size int) bool {
+	return cap(spare) > 0 && size <= cap(spare) && 2*size >= cap(spare)
+}
+
+func (fr *FrameReader) next(owned bool, spare []byte) ([]byte, error) {
 	if fr.discard > 0 {
 		// Cannot fail: the bytes are buffered (Peek returned them).
 		_, _ = fr.r.Discard(fr.discard)
@@ -124,6 +136,9 @@ func (fr *FrameReader) next(owned bool) ([]byte, error) {
 		}
 		fr.discard = size
 		if owned {
+			if fits(spare, size) {
+				return append(spare[:0], body...), nil
+			}
 			// Clone does not zero before copying, and keeps an empty
 			// body non-nil.
 			return bytes.Clone(body), nil
@@ -135,7 +150,11 @@ func (fr *FrameReader) next(owned bool) ([]byte, error) {
 		if err := fr.reserve(size); err != nil {
 			return nil, err
 		}
-		body = make([]byte, size)
+		if fits(spare, size) {
+			body = spare[:size]
+		} else {
+			body = make([]byte, size)
+		}
 	} else {
 		if err := fr.grow(size); err != nil {
 			return nil, err

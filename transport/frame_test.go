@@ -162,7 +162,7 @@ func TestFrameReaderReservationFailure(t *testing.T) {
 	for _, owned := range []bool{false, true} {
 		scope := &fakeScope{limit: 1 << 10}
 		fr := newScopedFrameReader(bytes.NewReader(frame), 1<<20, scope)
-		if _, err := fr.next(owned); err == nil {
+		if _, err := fr.next(owned, nil); err == nil {
 			t.Fatalf("owned %v: read a frame the scope could not hold", owned)
 		}
 		if scope.reserved != 0 {

@@ -16,6 +16,15 @@ import (
 // ErrQueueFull), never the others. The batch belongs to the handler.
 type PushHandler func(from peer.ID, b *wire.Batch)
 
+// LendingPushHandler is a PushHandler that may give the batch back: when it
+// returns false, nothing of b (its envelopes, their payloads and
+// signatures, its control entries) is referenced after the call, and the
+// transport reads the stream's next frame into the same memory. When it
+// returns true the batch is the handler's, as with PushHandler. A handler
+// that drops most of what it is sent (duplicates, channels it has not
+// joined, a peer's flood) then costs no allocation per frame.
+type LendingPushHandler func(from peer.ID, b *wire.Batch) (kept bool)
+
 // PullHandler answers a pull request. ctx ends at the request deadline
 // (Config.RequestTimeout) or when the transport closes, not when the client
 // gives up, so a handler should be quick. An error (or a nil response)
@@ -39,7 +48,7 @@ type Option func(*options)
 type options struct {
 	logger  *slog.Logger
 	tracers tracers
-	push    PushHandler
+	push    LendingPushHandler
 	pull    PullHandler
 	hello   HelloHandler
 	admit   Admission
@@ -66,6 +75,14 @@ func WithTracer(t Tracer) Option {
 // WithPushHandler serves ProtocolPush with h. Without it the transport
 // only sends batches and peers cannot open push streams to it.
 func WithPushHandler(h PushHandler) Option {
+	return func(o *options) {
+		o.push = func(from peer.ID, b *wire.Batch) bool { h(from, b); return true }
+	}
+}
+
+// WithLendingPushHandler is WithPushHandler for a handler that gives back
+// the batches it does not keep.
+func WithLendingPushHandler(h LendingPushHandler) Option {
 	return func(o *options) { o.push = h }
 }
 

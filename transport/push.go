@@ -363,10 +363,13 @@ func (t *Transport) handlePush(s network.Stream) {
 	fr := newScopedFrameReader(s, t.cfg.MaxFrameSize, s.Scope())
 	defer fr.Release()
 	budget := t.budget(from)
+	var spare []byte // the last body, given back by the handler
 	for {
 		// The batch aliases the body and the handler may keep it, so the
-		// body must be its own, never a reader buffer.
-		body, err := fr.NextOwned()
+		// body must be its own, never a reader buffer: a fresh one, or the
+		// previous one when the handler gave it back.
+		body, err := fr.nextOwnedInto(spare)
+		spare = nil
 		if err != nil {
 			end(err)
 			return
@@ -378,7 +381,9 @@ func (t *Transport) handlePush(s network.Stream) {
 		}
 		size := protowire.SizeVarint(uint64(len(body))) + len(body)
 		t.trace.frameReceived(from, ProtocolPush, size)
-		t.push(from, b)
+		if !t.push(from, b) {
+			spare = body
+		}
 		if err := t.spend(budget, size); err != nil {
 			end(err)
 			return

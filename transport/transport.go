@@ -23,7 +23,7 @@ type Transport struct {
 	cfg     Config
 	log     *slog.Logger
 	trace   tracers
-	push    PushHandler
+	push    LendingPushHandler
 	pull    PullHandler
 	hello   HelloHandler
 	admit   Admission

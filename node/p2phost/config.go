@@ -2,6 +2,7 @@ package p2phost
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -92,6 +93,14 @@ type Config struct {
 	ServiceName      string
 	ServiceLimit     StreamLimit
 	ServicePeerLimit StreamLimit
+
+	// LimitExempt are the address ranges exempt from libp2p's limits per
+	// source address: at most 8 concurrent connections per IPv4 address
+	// (per IPv6 /56, 64 per /48), and new ones at a burst of 16 then one
+	// every 5 s. nil means libp2p's own exemption, loopback (127.0.0.0/8
+	// and ::1); an empty list exempts nothing. Peers that reach this one
+	// through a single address (a NAT, a proxy) need that address here.
+	LimitExempt []netip.Prefix
 }
 
 // DefaultConfig is a real peer: TCP and QUIC on port 7051 of every IPv4
@@ -201,6 +210,11 @@ func (c Config) Validate() error {
 	}
 	if c.ServiceName == "" {
 		return invalid("ServiceName", `""`, "must not be empty")
+	}
+	for i, p := range c.LimitExempt {
+		if !p.IsValid() {
+			return invalid(fmt.Sprintf("LimitExempt[%d]", i), p, "is not an address prefix")
+		}
 	}
 	if err := c.ServiceLimit.validate("ServiceLimit"); err != nil {
 		return err

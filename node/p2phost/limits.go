@@ -1,9 +1,14 @@
 package p2phost
 
 import (
+	"math"
+	"net/netip"
+	"time"
+
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/x/rate"
 )
 
 // baseLimit converts a StreamLimit to a fixed rcmgr limit: it is used with a
@@ -57,5 +62,40 @@ func newResourceManager(cfg Config, metrics bool) (network.ResourceManager, erro
 	if !metrics {
 		opts = append(opts, rcmgr.WithMetricsDisabled())
 	}
+	if cfg.LimitExempt != nil {
+		opts = append(opts, exemptOptions(cfg.LimitExempt)...)
+	}
 	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limitConfig(cfg)), opts...)
+}
+
+// exemptOptions replace libp2p's loopback exemption from its limits per
+// source address with prefixes. The subnet rates are libp2p v0.51's
+// defaults (rcmgr keeps them unexported), so that only the exemption
+// changes.
+func exemptOptions(prefixes []netip.Prefix) []rcmgr.Option {
+	v4, v6 := []rcmgr.NetworkPrefixLimit{}, []rcmgr.NetworkPrefixLimit{}
+	var rates []rate.PrefixLimit
+	for _, p := range prefixes {
+		p = p.Masked()
+		l := rcmgr.NetworkPrefixLimit{Network: p, ConnCount: math.MaxInt}
+		if p.Addr().Is4() {
+			v4 = append(v4, l)
+		} else {
+			v6 = append(v6, l)
+		}
+		rates = append(rates, rate.PrefixLimit{Prefix: p}) // a zero Limit is no limit
+	}
+	const burst = 16 // 2 × libp2p's 8 concurrent connections per address
+	limiter := &rate.Limiter{
+		NetworkPrefixLimits: rates,
+		SubnetRateLimiter: rate.SubnetLimiter{
+			IPv4SubnetLimits: []rate.SubnetLimit{{PrefixLength: 32, Limit: rate.Limit{RPS: 0.2, Burst: burst}}},
+			IPv6SubnetLimits: []rate.SubnetLimit{
+				{PrefixLength: 56, Limit: rate.Limit{RPS: 0.2, Burst: burst}},
+				{PrefixLength: 48, Limit: rate.Limit{RPS: 0.5, Burst: 5 * burst}},
+			},
+			GracePeriod: time.Minute,
+		},
+	}
+	return []rcmgr.Option{rcmgr.WithNetworkPrefixLimit(v4, v6), rcmgr.WithConnRateLimiters(limiter)}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -84,6 +85,11 @@ type Config struct {
 	// MDNS and DHT turn on mDNS and the private DHT discovery.
 	MDNS bool `yaml:"mdns"`
 	DHT  bool `yaml:"dht"`
+	// LimitExempt are address prefixes (CIDR) exempt from libp2p's limits
+	// per source address (8 concurrent connections, a burst of 16 new ones
+	// then one per 5 s); unset means loopback's, libp2p's default. List
+	// the address of a NAT or proxy that many peers come through.
+	LimitExempt []string `yaml:"limit_exempt,omitempty"`
 
 	Admin  AdminConfig  `yaml:"admin"`
 	Log    LogConfig    `yaml:"log"`
@@ -323,6 +329,11 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	for i, s := range c.LimitExempt {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			fail(fmt.Sprintf("limit_exempt[%d]", i), "%q: want an address prefix like 10.0.0.0/8 or 192.0.2.7/32: %v", s, err)
+		}
+	}
 	for i, s := range c.Bootstrap {
 		if _, err := discovery.ParseAddrInfos([]string{s}); err != nil {
 			fail(fmt.Sprintf("bootstrap[%d]", i), "%q: want a multiaddr ending in /p2p/<peer ID>: %v", s, err)
@@ -419,6 +430,14 @@ func (c *Config) HostConfig() p2phost.Config {
 		hc.ListenAddrs = append([]string(nil), c.Listen...)
 	}
 	hc.AnnounceAddrs = append([]string(nil), c.Announce...)
+	if c.LimitExempt != nil {
+		hc.LimitExempt = []netip.Prefix{}
+		for _, s := range c.LimitExempt {
+			if p, err := netip.ParsePrefix(s); err == nil { // checked by Validate
+				hc.LimitExempt = append(hc.LimitExempt, p)
+			}
+		}
+	}
 	return hc
 }
 

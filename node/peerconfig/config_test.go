@@ -54,6 +54,9 @@ func TestParseErrors(t *testing.T) {
 		{"bad admin address", valid + "admin:\n  address: localhost\n", []string{
 			`p.yaml:5: admin.address: "localhost": want host:port`,
 		}},
+		{"bad limit_exempt", valid + "limit_exempt: [127.0.0.1/32, 10.0.0.1]\n", []string{
+			`p.yaml:4: limit_exempt[1]: "10.0.0.1": want an address prefix`,
+		}},
 		{"bad log level", valid + "log:\n  level: loud\n", []string{`p.yaml:5: log.level: "loud"`}},
 		{"bad log format", valid + "log:\n  format: xml\n", []string{`p.yaml:5: log.format: "xml"`}},
 		{"empty data_dir", valid + "data_dir: \"\"\n", []string{`p.yaml:4: data_dir: empty`}},
@@ -84,6 +87,7 @@ func TestParseValid(t *testing.T) {
 	c, err := peerconfig.Parse("p.yaml", []byte(valid+`external: true
 channels: [ch0]
 listen: [/ip4/127.0.0.1/tcp/0]
+limit_exempt: [127.0.0.1/32, "::1/128"]
 admin:
   address: ""
 gossip:
@@ -106,7 +110,8 @@ gossip:
 	if c.Admin.Address != "" || !c.External || c.Log.Level != "info" || c.DataDir != peerconfig.DefaultDataDir {
 		t.Errorf("config: %+v", c)
 	}
-	if hc := c.HostConfig(); len(hc.ListenAddrs) != 1 || hc.GaterBackoff != 10*time.Second {
+	if hc := c.HostConfig(); len(hc.ListenAddrs) != 1 || hc.GaterBackoff != 10*time.Second ||
+		len(hc.LimitExempt) != 2 || hc.LimitExempt[0].String() != "127.0.0.1/32" || hc.LimitExempt[1].String() != "::1/128" {
 		t.Errorf("host config: %+v", hc)
 	}
 	// What Marshal writes, Parse reads back.

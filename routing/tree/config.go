@@ -11,6 +11,15 @@ import (
 // for that, so a tree that is only slow is not healed: grafting too early doubles traffic.
 const RTTFactor = 2
 
+// LagFactor is how many times the observed lag of payloads behind their IHAVEs (under load,
+// payloads queue behind other frames while IHAVEs, small, overtake them) the missing-block timer
+// waits, at most MaxLagWait: grafting a block that is merely late costs a duplicate, and a tree
+// whose links are grafted faster than payloads arrive keeps every duplicate's link eager.
+const (
+	LagFactor  = 2
+	MaxLagWait = 500 * time.Millisecond
+)
+
 // graftRounds is how many times the announcers of a missing block are grafted in turn before the
 // entry is given up and left to pull. It bounds the grafts one false announcement can cause.
 const graftRounds = 5

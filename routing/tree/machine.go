@@ -25,8 +25,14 @@ type Machine struct {
 	rng      *rand.Rand
 	channels map[string]*channel
 	rtt      map[peer.ID]time.Duration
-	timers   timerHeap
-	missing  int // live missing entries over all trees: how many timers are not stale
+	// lags are the last lagSamples times a missing block took to arrive by itself, on a link and
+	// from a peer not grafted for it (how far payloads trail the IHAVEs that announce them), in a
+	// ring at lagNext; lag is their median.
+	lags    [lagSamples]time.Duration
+	lagNext int
+	lag     time.Duration
+	timers  timerHeap
+	missing int // live missing entries over all trees: how many timers are not stale
 	// beaconDue is when the next beacon goes, zero while no tree advanced since the last one.
 	beaconDue time.Time
 	clock     uint64 // LRU clock, advanced on every use of a tree
@@ -56,6 +62,10 @@ type tree struct {
 	ch      *channel
 	rel     []relation
 	missing map[uint64]*missing
+	// grafted are blocks received in answer to a graft, recently, with when they went missing and
+	// whom they were grafted from: the eager copy that arrives after the answer says how late
+	// payloads are (observeLag). At most lagSamples of them.
+	grafted []graftedBlock
 	high    uint64 // highest number held: received, published or grafted to us
 	carried bool   // a payload was seen; trees that never carried one are evicted first
 	// beaconed is the number the last beacon announced, valid when beaconSent.
@@ -65,6 +75,13 @@ type tree struct {
 	dropped    bool
 }
 
+// graftedBlock is a block a graft answered.
+type graftedBlock struct {
+	num   uint64
+	since time.Time
+	by    []peer.ID // the announcers grafted
+}
+
 // missing is a block announced to us and not yet received.
 type missing struct {
 	num        uint64
@@ -72,6 +89,7 @@ type missing struct {
 	certain    int
 	tries      int
 	deadline   time.Time
+	since      time.Time // when it became missing
 }
 
 // New returns a machine for self with no links until [Machine.SetView]. rng draws the jitter of
@@ -180,8 +198,11 @@ func (m *Machine) Payload(from peer.ID, id ID, num uint64, fresh bool, now time.
 		return
 	}
 	old, carried := t.high, t.carried
-	m.hold(t, num, now)
 	i, linked := t.ch.index[from]
+	if linked {
+		m.observeLag(t, num, from, fresh, now)
+	}
+	m.hold(t, num, now)
 	if linked && len(t.missing) > 0 {
 		for n := num - min(num, uint64(m.cfg.MaxIHave)); n < num; n++ {
 			if _, ok := t.missing[n]; ok {

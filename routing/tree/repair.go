@@ -34,7 +34,7 @@ func (m *Machine) want(t *tree, num uint64, from peer.ID, certain bool, now time
 		if len(t.missing) >= m.cfg.MaxMissing {
 			return
 		}
-		e = &missing{num: num, announcers: []peer.ID{from}, deadline: now.Add(m.jitter(m.wait(m.cfg.GraftTimeout, from)))}
+		e = &missing{num: num, announcers: []peer.ID{from}, since: now, deadline: now.Add(m.jitter(m.firstWait(from)))}
 		if certain {
 			e.certain = 1
 		}
@@ -129,6 +129,61 @@ func (m *Machine) fire(t *tree, e *missing, now time.Time) {
 // wait is max(floor, RTTFactor × the observed RTT of the link to p).
 func (m *Machine) wait(floor time.Duration, p peer.ID) time.Duration {
 	return max(floor, RTTFactor*m.rtt[p])
+}
+
+// firstWait is how long a block announced by p is awaited before p is grafted: wait with
+// GraftTimeout, and at least LagFactor × the median lag of payloads behind their announcements,
+// that part at most MaxLagWait. Once a graft is out, its answer is awaited by the link's RTT
+// alone (RetryTimeout).
+func (m *Machine) firstWait(p peer.ID) time.Duration {
+	return max(m.wait(m.cfg.GraftTimeout, p), min(LagFactor*m.lag, MaxLagWait))
+}
+
+// lagSamples is how many lags the median is over: enough that the repairs of a lossy spell
+// (blocks that came late from elsewhere, after grafts downstream) do not move it while most
+// arrivals are on time.
+const lagSamples = 16
+
+// observeLag learns from num arriving from `from`, a link: if num was missing and `from` was not
+// grafted for it, the payload came by itself, late, and how late says how long a graft should
+// wait. So does a copy that comes after a graft's answer, from another peer: the graft was
+// early. A graft answer says nothing about that, and a block that never comes by itself (lost)
+// gives no sample, so the wait cannot feed on its own timeouts.
+func (m *Machine) observeLag(t *tree, num uint64, from peer.ID, fresh bool, now time.Time) {
+	var since time.Time
+	if e, ok := t.missing[num]; ok && fresh {
+		by := e.announcers[:min(e.tries, len(e.announcers))]
+		if slices.Contains(by, from) {
+			if len(t.grafted) == lagSamples {
+				t.grafted = slices.Delete(t.grafted, 0, 1)
+			}
+			t.grafted = append(t.grafted, graftedBlock{num: num, since: e.since, by: slices.Clone(by)})
+			return
+		}
+		since = e.since
+	} else if !fresh {
+		i := slices.IndexFunc(t.grafted, func(g graftedBlock) bool { return g.num == num })
+		if i < 0 || slices.Contains(t.grafted[i].by, from) {
+			return
+		}
+		since = t.grafted[i].since
+		t.grafted = slices.Delete(t.grafted, i, i+1)
+	} else {
+		return
+	}
+	s := now.Sub(since)
+	if s <= 0 {
+		return
+	}
+	m.lags[m.lagNext%lagSamples] = s
+	m.lagNext++
+	n := min(m.lagNext, lagSamples)
+	if n < lagSamples/4 {
+		return // too few to say what is usual
+	}
+	sorted := m.lags
+	slices.Sort(sorted[:n])
+	m.lag = sorted[n*3/4]
 }
 
 // jitter adds up to an eighth of d.

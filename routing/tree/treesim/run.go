@@ -280,7 +280,11 @@ func (s *sim) send(n *node, to peer.ID, f *frame) {
 			return
 		}
 	}
-	s.push(event{at: s.now + s.latency(n.idx, j), kind: evDeliver, node: j, from: n.idx, f: f})
+	at := s.now + s.latency(n.idx, j)
+	if f.kind == framePayload && s.cfg.PayloadDelay > 0 {
+		at += time.Duration(s.rng.Int64N(int64(s.cfg.PayloadDelay)))
+	}
+	s.push(event{at: at, kind: evDeliver, node: j, from: n.idx, f: f})
 }
 
 func (s *sim) isPublisher(i int) bool { return slices.Contains(s.pubs, i) }
@@ -382,6 +386,7 @@ func (s *sim) finish() {
 	r := &s.res
 	r.Duration = s.now
 	var tfull []time.Duration
+	steadyUseful := 0
 	var ratios []float64
 	for c := range s.cfg.Channels {
 		pub := s.pubs[c]
@@ -410,11 +415,15 @@ func (s *sim) finish() {
 				r.SteadyBlocks++
 				r.SteadyExcess += bs.sends - (bs.members - 1)
 				r.SteadyGrafts += bs.grafts
+				steadyUseful += bs.members - 1
 			}
 		}
 	}
 	if r.Deliveries > 0 {
 		r.RMR = float64(r.PayloadSends)/float64(r.Deliveries) - 1
+	}
+	if steadyUseful > 0 {
+		r.SteadyRMR = float64(r.SteadyExcess) / float64(steadyUseful)
 	}
 	slices.Sort(tfull)
 	slices.Sort(ratios)

@@ -44,6 +44,10 @@ type Config struct {
 	Flush time.Duration
 	// Drain is how long the run continues after the last publish.
 	Drain time.Duration
+	// PayloadDelay models a loaded peer: each payload frame waits, on top of the link's latency,
+	// a delay drawn uniformly up to it (queued behind other frames, or behind the CPU), while
+	// the small IHAVE, GRAFT and PRUNE frames do not. Zero: none.
+	PayloadDelay time.Duration
 
 	// Loss is the probability that a frame (of any kind) is lost; ControlLoss adds a loss
 	// probability for GRAFT and PRUNE frames only. Both apply to frames sent before FaultsUntil
@@ -160,6 +164,7 @@ type Result struct {
 	SteadyBlocks               int           // blocks after the warm-up
 	SteadyExcess               int           // Σ over steady blocks of payload sends − (members − 1)
 	SteadyGrafts               int           // grafts for steady blocks
+	SteadyRMR                  float64       // SteadyExcess ÷ Σ over steady blocks of (members − 1)
 	MaxState                   tree.Stats    // the largest of each count over peers and samples
 	MsgsPerPeerSec             float64       // frames sent per peer per virtual second
 	Violations                 int           // frames to a peer outside the audience or the sender's candidates
@@ -172,12 +177,12 @@ type Result struct {
 func (r Result) String() string {
 	return fmt.Sprintf("peers=%d blocks=%d deliveries=%d misses=%d unreachable=%d RMR=%.3f sends=%d grafts=%d prunes=%d dups=%d "+
 		"ihave_frames=%d lost=%d depth=%d T_full_p50=%v T_full_p99=%v floor=%v ratio_p50=%.2f ratio_p99=%.2f "+
-		"steady_blocks=%d steady_excess=%d steady_grafts=%d state{trees=%d missing=%d announcers=%d timers=%d} "+
+		"steady_blocks=%d steady_excess=%d steady_RMR=%.4f steady_grafts=%d state{trees=%d missing=%d announcers=%d timers=%d} "+
 		"msgs/peer/s=%.1f violations=%d double=%d asymmetric=%d",
 		r.Peers, r.Blocks, r.Deliveries, r.Misses, r.Unreachable, r.RMR, r.PayloadSends, r.Grafts, r.Prunes, r.Duplicates,
 		r.IHaveFrames, r.Lost, r.MaxDepth, r.TFullP50.Round(time.Millisecond/10), r.TFullP99.Round(time.Millisecond/10),
 		r.TFloor.Round(time.Millisecond/10), r.RatioP50, r.RatioP99,
-		r.SteadyBlocks, r.SteadyExcess, r.SteadyGrafts, r.MaxState.Trees, r.MaxState.Missing, r.MaxState.Announcers,
+		r.SteadyBlocks, r.SteadyExcess, r.SteadyRMR, r.SteadyGrafts, r.MaxState.Trees, r.MaxState.Missing, r.MaxState.Announcers,
 		r.MaxState.Timers, r.MsgsPerPeerSec, r.Violations, r.DoubleDeliveries, r.Asymmetric)
 }
 
