@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/fabgossip/fabgossip/node/chunk"
+	"github.com/fabgossip/fabgossip/routing/tree"
 	"github.com/fabgossip/fabgossip/transport/wire"
 )
 
@@ -220,6 +221,26 @@ func (n *Node) headerSent(to peer.ID, c *chunkedBlock) {
 	c.targets[to] = &chunkTarget{sent: make([]uint64, (c.asm.Commitment().Count()+63)/64)}
 	cs.mu.Unlock()
 	n.pump(cs, c)
+}
+
+// stopChunks stops the chunks of tree id's blocks under way to peer p,
+// which pruned its link to this one: it holds their headers from another
+// parent, which streams it their chunks. Without this, on a new tree every
+// redundant parent sent the whole first block before the prune took
+// effect (the first 16 MiB block cost 2.1x its bytes). A chunk p still
+// lacks is repaired by pull.
+func (n *Node) stopChunks(p peer.ID, id tree.ID) {
+	cs := n.channel(id.Channel)
+	if cs == nil {
+		return
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for _, b := range cs.ledger.blocks {
+		if b.chunks != nil && peer.ID(b.msg.GetPublisher()) == id.Root {
+			delete(b.chunks.targets, p)
+		}
+	}
 }
 
 // chunkFrame is one push frame of chunks for one target.

@@ -283,6 +283,11 @@ func (n *Node) handleControl(from peer.ID, entries []*wire.TreeControl) {
 	if len(todo) == 0 {
 		return
 	}
+	for _, a := range todo {
+		if a.prune {
+			n.stopChunks(from, a.id)
+		}
+	}
 	n.step(func(m *tree.Machine, now time.Time) {
 		for _, a := range todo {
 			if len(a.ihave) > 0 {

@@ -59,6 +59,11 @@ func DefaultSystems() []string {
 	return []string{SystemFabgossip, SystemFabricStock, SystemGossipSub, SystemDirect}
 }
 
+// maxBlockSize is the largest block the bench publishes: node's
+// MaxBlockBytes (blocks over ChunkThreshold travel as chunks); GossipSub's
+// and direct delivery's message caps are raised to fit each run's blocks.
+const maxBlockSize = 64 << 20
+
 // FabricMaxBlockCountToStore is Fabric's in-memory block window per channel
 // since v2.2 (FAB-16435 lowered it from 100 to 10 because of memory with many
 // channels). Every fabgossip row of the benchmark uses it: node holds about
@@ -229,8 +234,8 @@ func (o Options) withDefaults() (Options, error) {
 		}
 	}
 	for _, n := range o.BlockSizes {
-		if n < headerSize || n > 3<<20 {
-			return o, fmt.Errorf("bench: block size %d out of range [%d, %d]", n, headerSize, 3<<20)
+		if n < headerSize || n > maxBlockSize {
+			return o, fmt.Errorf("bench: block size %d out of range [%d, %d]", n, headerSize, maxBlockSize)
 		}
 	}
 	if err := checkNetwork(&o); err != nil {
