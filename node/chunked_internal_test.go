@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fabgossip/fabgossip/node/chunk"
+	"github.com/fabgossip/fabgossip/routing/tree"
 	"github.com/fabgossip/fabgossip/transport/wire"
 )
 
@@ -150,5 +151,32 @@ func TestLedgerStagesChunkedWhenComplete(t *testing.T) {
 	l.commit(run)
 	if l.blocks[0] != nil || l.blocks[1] == nil || l.blocks[2] == nil {
 		t.Fatal("the window keeps other chunked blocks than the newest, or dropped a single-frame one")
+	}
+}
+
+// TestPruneStopsChunks: a PRUNE from p for a tree stops the chunk streams
+// to p of that tree's blocks, and only those.
+func TestPruneStopsChunks(t *testing.T) {
+	const p, q, root, other = "p", "q", "root", "other"
+	chunked := func(publisher string) *block {
+		c := newChunkedBlock("ch", 0, nil, nil, "")
+		c.targets[p], c.targets[q] = &chunkTarget{}, &chunkTarget{}
+		return &block{msg: &wire.Block{Publisher: []byte(publisher)}, chunks: c}
+	}
+	cs := &channelState{name: "ch", ledger: newLedger(10, 20)}
+	mine, theirs := chunked(root), chunked(other)
+	cs.ledger.blocks[1], cs.ledger.blocks[2] = mine, theirs
+	cs.ledger.blocks[3] = &block{msg: &wire.Block{Publisher: []byte(root)}} // single-frame
+	n := &Node{}
+	n.channels.Store(&map[string]*channelState{"ch": cs})
+	n.stopChunks(p, tree.ID{Channel: "ch", Root: root})
+	if _, ok := mine.chunks.targets[p]; ok {
+		t.Error("the pruning peer still gets the chunks of the pruned tree's block")
+	}
+	if _, ok := mine.chunks.targets[q]; !ok {
+		t.Error("another peer lost its chunks")
+	}
+	if _, ok := theirs.chunks.targets[p]; !ok {
+		t.Error("the pruning peer lost the chunks of another tree's block")
 	}
 }
