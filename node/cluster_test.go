@@ -3,9 +3,10 @@ package node_test
 import (
 	"context"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fabgossip/fabgossip/node"
 	"github.com/fabgossip/fabgossip/node/identity"
