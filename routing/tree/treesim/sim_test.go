@@ -37,9 +37,7 @@ func TestDeliveryUnderLossAndCrashes(t *testing.T) {
 		cfg.CrashAt = time.Duration(cfg.Blocks/2) * cfg.Interval
 		r := Run(cfg)
 		t.Log(r)
-		if r.Misses != 0 || r.Violations != 0 || r.DoubleDeliveries != 0 {
-			t.Errorf("seed %d: misses %d, violations %d, double deliveries %d, want 0", seed, r.Misses, r.Violations, r.DoubleDeliveries)
-		}
+		requireDelivered(t, seed, r)
 		if r.RMR > 2.5 {
 			t.Errorf("seed %d: RMR %.3f under 20%% loss, want <= 2.5", seed, r.RMR)
 		}
@@ -51,9 +49,7 @@ func TestChurn(t *testing.T) {
 	cfg.Churn = 8
 	r := Run(cfg)
 	t.Log(r)
-	if r.Misses != 0 || r.Violations != 0 || r.DoubleDeliveries != 0 {
-		t.Errorf("misses %d, violations %d, double deliveries %d, want 0", r.Misses, r.Violations, r.DoubleDeliveries)
-	}
+	requireDelivered(t, cfg.Seed, r)
 	if r.RMR > 0.5 {
 		t.Errorf("RMR %.3f under churn, want <= 0.5", r.RMR)
 	}
@@ -140,11 +136,18 @@ func TestLoadedPayloads(t *testing.T) {
 		cfg.Seed, cfg.PayloadDelay = seed, 80*time.Millisecond
 		r := Run(cfg)
 		t.Log(r)
-		if r.Misses != 0 || r.Violations != 0 || r.DoubleDeliveries != 0 {
-			t.Errorf("seed %d: misses %d, violations %d, double deliveries %d, want 0", seed, r.Misses, r.Violations, r.DoubleDeliveries)
-		}
+		requireDelivered(t, seed, r)
 		if r.RMR > 1 {
 			t.Errorf("seed %d: RMR %.3f with payloads late by up to 80 ms a hop, want <= 1", seed, r.RMR)
 		}
+	}
+}
+
+// requireDelivered fails t unless r delivered every block to every live member, once, and every
+// frame within the audience.
+func requireDelivered(t *testing.T, seed uint64, r Result) {
+	t.Helper()
+	if r.Misses != 0 || r.Violations != 0 || r.DoubleDeliveries != 0 {
+		t.Errorf("seed %d: misses %d, violations %d, double deliveries %d, want 0", seed, r.Misses, r.Violations, r.DoubleDeliveries)
 	}
 }
