@@ -397,6 +397,7 @@ func (n *Node) applyChunks(from peer.ID, chunks []*wire.BlockChunk, pulled bool)
 	var fwd []touched
 	for _, ck := range chunks {
 		n.metrics.received.WithLabelValues("chunk").Inc()
+		n.tracer.ChunkReceived(from, ck.GetChannel(), len(ck.GetData()))
 		cs := n.channel(ck.GetChannel())
 		if cs == nil {
 			n.drop("chunk", reasonNotInChannel, from)

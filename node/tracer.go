@@ -50,6 +50,14 @@ type Tracer interface {
 	BatchSent(to peer.ID, b *wire.Batch)
 }
 
+// ChunkTracer is a Tracer that also sees chunks of chunked blocks: a
+// tracer that implements it is called for every chunk that arrives from
+// from, by push or pull, before any check, with the channel it names and
+// its data size.
+type ChunkTracer interface {
+	ChunkReceived(from peer.ID, channel string, size int)
+}
+
 // NopTracer implements Tracer with methods that do nothing; embed it to
 // implement only some.
 type NopTracer struct{}
@@ -91,5 +99,14 @@ func (d tracerDispatch) Dropped(kind, reason string, from peer.ID) {
 func (d tracerDispatch) BatchSent(to peer.ID, b *wire.Batch) {
 	for _, t := range d {
 		t.BatchSent(to, b)
+	}
+}
+
+// ChunkReceived calls every tracer that is a ChunkTracer.
+func (d tracerDispatch) ChunkReceived(from peer.ID, channel string, size int) {
+	for _, t := range d {
+		if ct, ok := t.(ChunkTracer); ok {
+			ct.ChunkReceived(from, channel, size)
+		}
 	}
 }

@@ -120,7 +120,7 @@ func (r *run) report(ctx context.Context) (*Report, error) {
 		for i, p := range r.procs {
 			m := metrics[i]
 			if !slices.Contains(ch.Orgs, p.peer.Org) {
-				if n := max(m.blocksReceived[ch.Name], m.accepted[ch.Name]); n > 0 {
+				if n := max(m.blocksReceived[ch.Name], m.accepted[ch.Name]); n > 0 || m.blockBytes[ch.Name] > 0 {
 					c.Leaks += int(n)
 					c.LeakedTo = append(c.LeakedTo, fmt.Sprintf("%s(%d)", p.peer.Name, int(n)))
 				}

@@ -462,3 +462,22 @@ func TestRecorderCountsReceivedWithoutCopying(t *testing.T) {
 		t.Errorf("counts %+v", c)
 	}
 }
+
+// TestRecorderCountsChunks: chunks of chunked blocks count as block bytes
+// received (not as blocks), so bytes per delivered byte stays true for
+// blocks that travel as chunks.
+func TestRecorderCountsChunks(t *testing.T) {
+	rec, err := admin.NewRecorder([]string{"ch"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, ok := rec.NodeTracer().(node.ChunkTracer)
+	if !ok {
+		t.Fatal("the recorder's node tracer does not see chunks")
+	}
+	ct.ChunkReceived("p", "ch", 64<<10)
+	ct.ChunkReceived("p", "ch", 1000)
+	if c := rec.Counts("ch"); c.BlocksReceived != 0 || c.BlockBytesReceived != 64<<10+1000 {
+		t.Errorf("counts %+v", c)
+	}
+}

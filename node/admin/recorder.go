@@ -226,6 +226,17 @@ func (r *Recorder) channelLabel(ch string) string {
 }
 
 // received counts a block envelope that reached this peer.
+// chunkReceived adds a chunk of size bytes of channel ch to its block
+// bytes received.
+func (r *Recorder) chunkReceived(ch string, size int) {
+	r.blockBytesReceived.WithLabelValues(r.channelLabel(ch)).Add(float64(size))
+	if c := r.channels[ch]; c != nil {
+		c.mu.Lock()
+		c.counts.BlockBytesReceived += uint64(size)
+		c.mu.Unlock()
+	}
+}
+
 func (r *Recorder) received(env *wire.Envelope) {
 	ch, _, ok := node.PeekBlock(env)
 	if !ok {
@@ -288,6 +299,10 @@ func (t nodeTracer) BlockAccepted(b node.Block, _ peer.ID, via node.Path) { t.r.
 func (t nodeTracer) BlockDelivered(b node.Block)                          { t.r.delivered(b) }
 func (nodeTracer) Dropped(string, string, peer.ID)                        {}
 func (nodeTracer) BatchSent(peer.ID, *wire.Batch)                         {}
+
+// ChunkReceived counts a chunk's data in the channel's block bytes
+// received, as a single-frame block's envelope is.
+func (t nodeTracer) ChunkReceived(_ peer.ID, ch string, size int) { t.r.chunkReceived(ch, size) }
 
 // transportTracer is the Recorder as a transport.Tracer.
 type transportTracer struct{ r *Recorder }
