@@ -54,7 +54,7 @@ func TestLagFromCopyAfterGraft(t *testing.T) {
 		if r := m.Ready(); len(r.Grafts) != 1 || r.Grafts[0].To != "a2" {
 			t.Fatalf("block %d: grafts %v, want one to a2", num, r.Grafts)
 		}
-		m.Payload("a2", tid, num, true, due.Add(2*time.Millisecond))   // the answer
+		m.Payload("a2", tid, num, true, due.Add(2*time.Millisecond))  // the answer
 		m.Payload("a1", tid, num, false, at.Add(90*time.Millisecond)) // the slow eager copy
 		at = at.Add(time.Second)
 	}
