@@ -906,6 +906,7 @@ type TreeControl struct {
 	Ihave         []uint64               `protobuf:"varint,3,rep,packed,name=ihave,proto3" json:"ihave,omitempty"`
 	Graft         []uint64               `protobuf:"varint,4,rep,packed,name=graft,proto3" json:"graft,omitempty"`
 	Prune         bool                   `protobuf:"varint,5,opt,name=prune,proto3" json:"prune,omitempty"`
+	Full          bool                   `protobuf:"varint,6,opt,name=full,proto3" json:"full,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -971,6 +972,13 @@ func (x *TreeControl) GetGraft() []uint64 {
 func (x *TreeControl) GetPrune() bool {
 	if x != nil {
 		return x.Prune
+	}
+	return false
+}
+
+func (x *TreeControl) GetFull() bool {
+	if x != nil {
+		return x.Full
 	}
 	return false
 }
@@ -1949,13 +1957,14 @@ const file_wire_proto_rawDesc = "" +
 	"\x05Batch\x129\n" +
 	"\tenvelopes\x18\x01 \x03(\v2\x1b.fabgossip.wire.v1.EnvelopeR\tenvelopes\x128\n" +
 	"\acontrol\x18\x02 \x03(\v2\x1e.fabgossip.wire.v1.TreeControlR\acontrol\x125\n" +
-	"\x06chunks\x18\x03 \x03(\v2\x1d.fabgossip.wire.v1.BlockChunkR\x06chunks\"}\n" +
+	"\x06chunks\x18\x03 \x03(\v2\x1d.fabgossip.wire.v1.BlockChunkR\x06chunks\"\x91\x01\n" +
 	"\vTreeControl\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12\x12\n" +
 	"\x04root\x18\x02 \x01(\fR\x04root\x12\x14\n" +
 	"\x05ihave\x18\x03 \x03(\x04R\x05ihave\x12\x14\n" +
 	"\x05graft\x18\x04 \x03(\x04R\x05graft\x12\x14\n" +
-	"\x05prune\x18\x05 \x01(\bR\x05prune\":\n" +
+	"\x05prune\x18\x05 \x01(\bR\x05prune\x12\x12\n" +
+	"\x04full\x18\x06 \x01(\bR\x04full\":\n" +
 	"\x05Hello\x121\n" +
 	"\x05alive\x18\x01 \x01(\v2\x1b.fabgossip.wire.v1.EnvelopeR\x05alive\"1\n" +
 	"\x05Range\x12\x14\n" +
