@@ -106,7 +106,7 @@ func (n *Node) execute(r tree.Ready) {
 			n.control(a.To, &wire.TreeControl{Channel: a.ID.Channel, Root: []byte(a.ID.Root), Ihave: a.Numbers}, "ihave")
 		}
 		for _, p := range r.Prunes {
-			n.control(p.To, &wire.TreeControl{Channel: p.ID.Channel, Root: []byte(p.ID.Root), Prune: true}, "prune")
+			n.control(p.To, &wire.TreeControl{Channel: p.ID.Channel, Root: []byte(p.ID.Root), Prune: true, Full: p.Full}, "prune")
 		}
 		if len(failed) == 0 {
 			return
@@ -213,7 +213,7 @@ func (n *Node) sendControl(batch []ctrlMsg) {
 		}
 		merged := false
 		for _, e := range es {
-			if e.Channel == c.entry.Channel && string(e.Root) == string(c.entry.Root) && e.Prune == c.entry.Prune &&
+			if e.Channel == c.entry.Channel && string(e.Root) == string(c.entry.Root) && e.Prune == c.entry.Prune && e.Full == c.entry.Full &&
 				len(e.Ihave)+len(c.entry.Ihave) <= n.cfg.Tree.MaxIHave {
 				e.Ihave = append(e.Ihave, c.entry.Ihave...)
 				merged = true
@@ -244,7 +244,7 @@ func (n *Node) handleControl(from peer.ID, entries []*wire.TreeControl) {
 	type applied struct {
 		id           tree.ID
 		ihave, graft []uint64
-		prune        bool
+		prune, full  bool
 	}
 	var todo []applied
 	for _, e := range entries {
@@ -261,7 +261,7 @@ func (n *Node) handleControl(from peer.ID, entries []*wire.TreeControl) {
 		if cs == nil {
 			continue
 		}
-		a := applied{id: tree.ID{Channel: e.GetChannel(), Root: root}, graft: e.GetGraft(), prune: e.GetPrune()}
+		a := applied{id: tree.ID{Channel: e.GetChannel(), Root: root}, graft: e.GetGraft(), prune: e.GetPrune(), full: e.GetFull()}
 		if len(e.GetIhave()) > 0 {
 			behind := false
 			cs.mu.Lock()
@@ -297,7 +297,7 @@ func (n *Node) handleControl(from peer.ID, entries []*wire.TreeControl) {
 				m.Graft(from, a.id, a.graft, now)
 			}
 			if a.prune {
-				m.Prune(from, a.id, now)
+				m.Prune(from, a.id, a.full, now)
 			}
 		}
 	})

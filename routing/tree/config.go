@@ -20,6 +20,10 @@ const (
 	MaxLagWait = 500 * time.Millisecond
 )
 
+// fullHold is how long a peer that refused a graft as full is grafted after the other announcers
+// of a block. It may gain room when its children leave, so the mark is not forever.
+const fullHold = 10 * time.Second
+
 // graftRounds is how many times the announcers of a missing block are grafted in turn before the
 // entry is given up and left to pull. It bounds the grafts one false announcement can cause.
 const graftRounds = 5
@@ -47,6 +51,15 @@ type Config struct {
 	// every org is reached by the first block. Larger values cost duplicates on the first blocks;
 	// smaller ones cost grafts.
 	InitialEager int
+	// MaxEager caps a peer's children in one tree: the eager links it pushes payloads on, besides
+	// the one they arrive by. In a clique of equal links the tree that first arrivals build is a
+	// star around the root (every peer grafts the first announcer, and the root announces first),
+	// so the root sends every block once per member and its egress is the whole tree's. A GRAFT
+	// beyond the cap is refused with a PRUNE marked full and no payload: the grafter grafts its
+	// other announcers first (at once for the block it asked), and comes back only if they fail,
+	// within PruneGuard, when it is taken over the cap. A tree that holds more children (the
+	// initial rule, doors) prunes the excess, marked full, on its next payload. 0 is no cap.
+	MaxEager int
 	// Doors is how many cross-org links each pair of orgs of a channel has, between their external
 	// peers. More doors cost IHAVE traffic across org boundaries and buy recovery paths.
 	Doors int
@@ -77,6 +90,7 @@ func DefaultConfig() Config {
 		PruneGuard:    time.Second,
 		PruneWindow:   16,
 		InitialEager:  4,
+		MaxEager:      4,
 		Doors:         2,
 		MaxIHave:      64,
 		MaxMissing:    1024,
@@ -99,6 +113,9 @@ func (c Config) Validate() error {
 	}
 	if c.Beacon < 0 {
 		return fmt.Errorf("tree: Beacon must be >= 0, got %v", c.Beacon)
+	}
+	if c.MaxEager < 0 {
+		return fmt.Errorf("tree: MaxEager must be >= 0, got %d", c.MaxEager)
 	}
 	if c.PruneWindow == 0 {
 		return fmt.Errorf("tree: PruneWindow must be > 0, got %d", c.PruneWindow)

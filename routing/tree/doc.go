@@ -16,8 +16,8 @@
 //	Payload(duplicate)       ──► prune unless guarded             ─► Prunes
 //	IHave, Payload(skip)     ──► missing entries + timers
 //	Tick                     ──► graft next announcer; beacon     ─► Grafts, IHaves
-//	Graft                    ──► link eager, answer               ─► Payloads
-//	Prune                    ──► link lazy
+//	Graft                    ──► link eager, answer; over the cap ─► Payloads; Prunes (full)
+//	Prune                    ──► link lazy; full: graft others    ─► Grafts
 //	SendFailed               ──► announce instead                 ─► IHaves
 //
 // # Links
@@ -39,11 +39,18 @@
 //   - A fresh payload pushed on a link held lazy means the sender holds it eager: it becomes eager.
 //   - A duplicate means the link is redundant: PRUNE, whichever way it was held, except within
 //     PruneGuard after a graft, for blocks more than PruneWindow old, and on the last eager link.
+//   - Fan-out is capped (Config.MaxEager children per tree). With equal links, first arrivals
+//     make a star around the root, whose egress then carries the whole tree. A GRAFT beyond the
+//     cap gets a PRUNE marked full and no payload, and the grafter grafts its next announcer at
+//     once; a peer told full is grafted last for a while. Children beyond the cap (the initial
+//     rule, doors) are pruned, marked full, on the next payload.
 //
 // Every one-sided relation is then one where the eager end pushes and the lazy end hears it: a
 // lost PRUNE or a lost graft answer leaves the other end eager, and its next push is either fresh
 // (eager again) or a duplicate (PRUNE again). A lost GRAFT leaves both ends lazy. The one peer
-// nobody pushes to is the root, and the root never prunes or grafts, since it receives nothing.
+// nobody pushes to is the root: a child that lost the root's PRUNE learns it from the root's next
+// IHAVE of a block it lacks, since the root announces only to links it holds lazy (beacons aside,
+// which come after the payload).
 //
 // # Recovery
 //

@@ -59,7 +59,7 @@ func runOps(t *testing.T, ops []byte) {
 		case 2:
 			m.Graft(p, id, r.numbers(), now)
 		case 3:
-			m.Prune(p, id, now)
+			m.Prune(p, id, r.next()%2 == 0, now)
 		case 4:
 			m.SendFailed(p, id, uint64(r.next()), now)
 		case 5:

@@ -55,6 +55,8 @@ type channel struct {
 type relation struct {
 	eager   bool
 	grafted time.Time // last GRAFT sent or received on this link, zero if none
+	full    time.Time // when the peer last told us it is full (PRUNE full), zero if never
+	refused time.Time // when we last refused the peer's GRAFT as full, zero if never
 }
 
 type tree struct {
@@ -67,7 +69,10 @@ type tree struct {
 	// payloads are (observeLag). At most lagSamples of them.
 	grafted []graftedBlock
 	high    uint64 // highest number held: received, published or grafted to us
-	carried bool   // a payload was seen; trees that never carried one are evicted first
+	// parent is the link the last fresh payload came by ("" at the root, or before any): the
+	// eager link that is not a child.
+	parent  peer.ID
+	carried bool // a payload was seen; trees that never carried one are evicted first
 	// beaconed is the number the last beacon announced, valid when beaconSent.
 	beaconed   uint64
 	beaconSent bool
@@ -176,7 +181,7 @@ func (m *Machine) Publish(id ID, num uint64, now time.Time) {
 		return
 	}
 	m.hold(t, num, now)
-	m.forward(t, num, "")
+	m.forward(t, num, "", now)
 }
 
 // Payload handles a verified block that arrived from `from`, pushed or pulled; fresh reports
@@ -213,6 +218,7 @@ func (m *Machine) Payload(from peer.ID, id ID, num uint64, fresh bool, now time.
 	if fresh {
 		if linked {
 			t.rel[i].eager = true
+			t.parent = from
 			if carried && num > old+1 {
 				t.high = old
 				m.gap(t, num, from, now)
@@ -220,7 +226,7 @@ func (m *Machine) Payload(from peer.ID, id ID, num uint64, fresh bool, now time.
 				m.compactTimers()
 			}
 		}
-		m.forward(t, num, from)
+		m.forward(t, num, from, now)
 		return
 	}
 	if !linked {
@@ -253,6 +259,12 @@ func (m *Machine) IHave(from peer.ID, id ID, nums []uint64, now time.Time) {
 	}
 	t := m.tree(id, true)
 	nums = nums[:min(len(nums), m.cfg.MaxIHave)]
+	if i := t.ch.index[from]; from == id.Root && len(nums) > 0 && t.rel[i].eager {
+		// The root announces to us a block we lack: it holds our link lazy (or the payload was
+		// lost, and the root's next push makes the link eager again). The root receives no
+		// pushes, so a PRUNE of its that was lost is repaired here or never.
+		t.rel[i].eager = false
+	}
 	var top uint64
 	for _, n := range nums {
 		m.want(t, n, from, true, now)
@@ -266,14 +278,24 @@ func (m *Machine) IHave(from peer.ID, id ID, nums []uint64, now time.Time) {
 
 // Graft handles a GRAFT from `from` asking for nums: the link becomes eager on our side and one
 // payload send per number (at most MaxIHave) is output; the node sends those it holds. A GRAFT from
-// a peer that is not a candidate link is ignored.
+// a peer that is not a candidate link is ignored. With Config.MaxEager children already, the
+// GRAFT is refused: nothing is sent but a PRUNE marked full, and the grafter grafts its next
+// announcer at once. A second GRAFT from the same peer within PruneGuard of a refusal is taken
+// over the cap: the grafter found nobody else.
 func (m *Machine) Graft(from peer.ID, id ID, nums []uint64, now time.Time) {
 	i, linked := m.link(id.Channel, from)
 	if !linked {
 		return
 	}
 	t := m.tree(id, true)
-	t.rel[i] = relation{eager: true, grafted: now}
+	r := &t.rel[i]
+	if !r.eager && from != id.Root && m.cfg.MaxEager > 0 && len(t.children("")) >= m.cfg.MaxEager &&
+		(r.refused.IsZero() || now.Sub(r.refused) >= m.cfg.PruneGuard) {
+		r.refused = now
+		m.out.Prunes = append(m.out.Prunes, Link{To: from, ID: id, Full: true})
+		return
+	}
+	r.eager, r.grafted = true, now
 	if from == id.Root {
 		return
 	}
@@ -283,13 +305,27 @@ func (m *Machine) Graft(from peer.ID, id ID, nums []uint64, now time.Time) {
 }
 
 // Prune handles a PRUNE from `from`: the link becomes lazy on our side. A PRUNE for a tree not
-// yet known creates it, so that the initial rule does not undo the sender's decision.
-func (m *Machine) Prune(from peer.ID, id ID, now time.Time) {
+// yet known creates it, so that the initial rule does not undo the sender's decision. A PRUNE
+// marked full (the sender has Config.MaxEager children, or refused our GRAFT) puts `from` behind
+// the other announcers of this tree's missing blocks for a while, and a missing block grafted
+// from it is grafted from its next announcer at once.
+func (m *Machine) Prune(from peer.ID, id ID, full bool, now time.Time) {
 	i, linked := m.link(id.Channel, from)
 	if !linked {
 		return
 	}
-	m.tree(id, true).rel[i].eager = false
+	t := m.tree(id, true)
+	t.rel[i].eager = false
+	if !full {
+		return
+	}
+	t.rel[i].full = now
+	for _, e := range t.missing {
+		if e.tries > 0 && e.announcers[(e.tries-1)%len(e.announcers)] == from {
+			e.deadline = now
+			m.timers.push(timer{at: now, t: t, e: e})
+		}
+	}
 }
 
 // SendFailed handles a payload send to `to` that failed (its queue was full): the block is

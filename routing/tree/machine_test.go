@@ -133,8 +133,10 @@ func TestInitialRuleIsSymmetric(t *testing.T) {
 	id := ID{Channel: "c", Root: "p00"}
 	ms := map[peer.ID]*Machine{}
 	eager := 0
+	cfg := DefaultConfig()
+	cfg.MaxEager = 0 // the root would trim its children, and this test delivers no PRUNE
 	for _, mem := range v.Members {
-		m := newMachine(t, DefaultConfig(), string(mem.ID), v)
+		m := newMachine(t, cfg, string(mem.ID), v)
 		if mem.ID == id.Root {
 			m.Publish(id, 1, t0)
 		} else {
@@ -157,7 +159,7 @@ func TestInitialRuleIsSymmetric(t *testing.T) {
 
 func TestForward(t *testing.T) {
 	m := newMachine(t, allEager(), "a0", testView())
-	m.Prune("a2", tid, t0)
+	m.Prune("a2", tid, false, t0)
 	m.Payload("a1", tid, 7, true, t0)
 	r := m.Ready()
 	// Eager: a1 (the sender), a2 (pruned, lazy), r (the root), the door: payload to the door only.
@@ -188,11 +190,11 @@ func TestDuplicatePrune(t *testing.T) {
 		{name: "last eager parent", setup: func(m *Machine) {
 			for _, p := range m.Eager(tid) {
 				if p != "a1" {
-					m.Prune(p, tid, t0)
+					m.Prune(p, tid, false, t0)
 				}
 			}
 		}, num: 20, at: 2 * time.Second},
-		{name: "duplicate on a lazy link: the sender holds it eager", setup: func(m *Machine) { m.Prune("a1", tid, t0) }, num: 20, at: 2 * time.Second, wantPrune: true},
+		{name: "duplicate on a lazy link: the sender holds it eager", setup: func(m *Machine) { m.Prune("a1", tid, false, t0) }, num: 20, at: 2 * time.Second, wantPrune: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -217,7 +219,7 @@ func TestDuplicatePrune(t *testing.T) {
 
 func TestSymmetryRepair(t *testing.T) {
 	m := newMachine(t, allEager(), "a0", testView())
-	m.Prune("a1", tid, t0)
+	m.Prune("a1", tid, false, t0)
 	if slices.Contains(m.Eager(tid), "a1") {
 		t.Fatal("a1 eager after its PRUNE")
 	}
@@ -302,7 +304,7 @@ func TestNothingToStrangers(t *testing.T) {
 	for _, p := range ids("x", "b2", "stranger", "a0") {
 		m.Graft(p, tid, []uint64{1, 2}, t0)
 		m.IHave(p, tid, []uint64{1}, t0)
-		m.Prune(p, tid, t0)
+		m.Prune(p, tid, false, t0)
 		m.SendFailed(p, tid, 1, t0)
 	}
 	m.Tick(t0.Add(time.Hour))

@@ -45,6 +45,9 @@ type Request struct {
 type Link struct {
 	To peer.ID
 	ID ID
+	// Full marks a PRUNE sent because the sender has as many children in the tree as
+	// Config.MaxEager allows: the addressee grafts other announcers first (see [Machine.Prune]).
+	Full bool
 }
 
 // Empty reports whether r asks for nothing (NextTick aside).

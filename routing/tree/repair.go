@@ -1,6 +1,7 @@
 package tree
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -75,8 +76,9 @@ func (m *Machine) gap(t *tree, top uint64, from peer.ID, now time.Time) {
 }
 
 // forward sends num on every link of t except `from` and the root: payload on eager links, IHAVE
-// on lazy ones.
-func (m *Machine) forward(t *tree, num uint64, from peer.ID) {
+// on lazy ones. Children beyond Config.MaxEager are pruned first (see trim).
+func (m *Machine) forward(t *tree, num uint64, from peer.ID, now time.Time) {
+	m.trim(t, from, now)
 	for i, c := range t.ch.links {
 		if c.ID == from || c.ID == t.id.Root {
 			continue
@@ -100,6 +102,9 @@ func (m *Machine) announce(to peer.ID, id ID, num uint64) {
 }
 
 func (m *Machine) fire(t *tree, e *missing, now time.Time) {
+	if e.tries == 0 {
+		m.fullLast(t, e, now)
+	}
 	for e.tries < graftRounds*len(e.announcers) {
 		p := e.announcers[e.tries%len(e.announcers)]
 		e.tries++
@@ -124,6 +129,32 @@ func (m *Machine) fire(t *tree, e *missing, now time.Time) {
 	}
 	delete(t.missing, e.num)
 	m.missing--
+}
+
+// fullLast moves the announcers of e that said they are full within fullHold behind the others,
+// among the certain ones and among the guesses alike: a certain announcer still comes before a
+// guess, since it holds the block, and a full peer takes a graft it refused within PruneGuard.
+func (m *Machine) fullLast(t *tree, e *missing, now time.Time) {
+	isFull := func(p peer.ID) bool {
+		i, ok := t.ch.index[p]
+		if !ok {
+			return false
+		}
+		f := t.rel[i].full
+		return !f.IsZero() && now.Sub(f) < fullHold
+	}
+	byFull := func(a, b peer.ID) int {
+		fa, fb := isFull(a), isFull(b)
+		switch {
+		case fa == fb:
+			return 0
+		case fb:
+			return -1
+		}
+		return 1
+	}
+	slices.SortStableFunc(e.announcers[:e.certain], byFull)
+	slices.SortStableFunc(e.announcers[e.certain:], byFull)
 }
 
 // wait is max(floor, RTTFactor × the observed RTT of the link to p).
@@ -234,6 +265,60 @@ func (m *Machine) link(channel string, p peer.ID) (int, bool) {
 	}
 	i, ok := ch.index[p]
 	return i, ok
+}
+
+// children returns the indices of t's eager links other than parent and the root: the links a
+// payload from parent goes on. parent "" means t's own parent.
+func (t *tree) children(parent peer.ID) []int {
+	if parent == "" {
+		parent = t.parent
+	}
+	var out []int
+	for i, r := range t.rel {
+		if id := t.ch.links[i].ID; r.eager && id != parent && id != t.id.Root {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// trim prunes, marked full, the children of t beyond Config.MaxEager. It keeps first the links
+// grafted within PruneGuard (the grafter just chose us), then the nearest own-org link (the way
+// into the org, which holds the org's other doors), then doors (a door pruned costs its org an
+// entry two hops away), then the other own-org links, nearest first.
+func (m *Machine) trim(t *tree, parent peer.ID, now time.Time) {
+	kids := t.children(parent)
+	if m.cfg.MaxEager == 0 || len(kids) <= m.cfg.MaxEager {
+		return
+	}
+	rtt := func(i int) time.Duration {
+		if d, ok := m.rtt[t.ch.links[i].ID]; ok {
+			return d
+		}
+		return time.Duration(1<<63 - 1)
+	}
+	slices.SortStableFunc(kids, func(a, b int) int { return cmp.Compare(rtt(a), rtt(b)) })
+	var recent, own, doors []int
+	for _, i := range kids {
+		switch g := t.rel[i].grafted; {
+		case !g.IsZero() && now.Sub(g) < m.cfg.PruneGuard:
+			recent = append(recent, i)
+		case t.ch.links[i].CrossOrg:
+			doors = append(doors, i)
+		default:
+			own = append(own, i)
+		}
+	}
+	keep := recent
+	if len(own) > 0 {
+		keep = append(keep, own[0])
+		own = own[1:]
+	}
+	keep = append(append(keep, doors...), own...)
+	for _, i := range keep[m.cfg.MaxEager:] {
+		t.rel[i].eager = false
+		m.out.Prunes = append(m.out.Prunes, Link{To: t.ch.links[i].ID, ID: t.id, Full: true})
+	}
 }
 
 func (t *tree) eagerCount() int {
