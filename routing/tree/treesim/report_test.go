@@ -17,6 +17,10 @@ var (
 	crash  = flag.Float64("sim.crash", 0, "fraction of peers that crash mid-run")
 	churn  = flag.Int("sim.churn", 0, "churn events")
 	seed   = flag.Uint64("sim.seed", 1, "seed")
+	cap_   = flag.Int("sim.maxeager", -1, "tree.Config.MaxEager (-1: the default)")
+	size   = flag.Int("sim.bytes", 0, "payload bytes, for -sim.egress")
+	egress = flag.Float64("sim.egress", 0, "egress limit per peer in Mbit/s (0: none)")
+	every  = flag.Duration("sim.interval", 0, "time between a channel's blocks (0: the profile's)")
 )
 
 // TestReport is the simulator's entry point for figures at any size:
@@ -29,6 +33,13 @@ func TestReport(t *testing.T) {
 	cfg := ProfileS()
 	cfg.Seed, cfg.Orgs, cfg.PeersPerOrg, cfg.ExternalPerOrg = *seed, *orgs, *perOrg, *ext
 	cfg.Blocks, cfg.Warmup, cfg.Loss, cfg.CrashFraction, cfg.Churn = *blocks, *warmup, *loss, *crash, *churn
+	cfg.PayloadBytes, cfg.EgressMbps = *size, *egress
+	if *cap_ >= 0 {
+		cfg.Tree.MaxEager = *cap_
+	}
+	if *every > 0 {
+		cfg.Interval = *every
+	}
 	cfg.CrashAt = time.Duration(*blocks/2) * cfg.Interval
 	start := time.Now()
 	r := Run(cfg)

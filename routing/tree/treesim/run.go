@@ -130,7 +130,7 @@ func (s *sim) deliver(e event) {
 	case frameGraft:
 		n.m.Graft(from, f.id, f.nums, now)
 	case framePrune:
-		n.m.Prune(from, f.id, now)
+		n.m.Prune(from, f.id, f.full, now)
 	}
 	s.drain(n)
 }
@@ -154,6 +154,9 @@ func (s *sim) drain(n *node) {
 				continue
 			}
 			s.blocks[c][p.Number].sends++
+			if n.idx == s.pubs[c] {
+				s.blocks[c][p.Number].rootSends++
+			}
 			s.res.PayloadSends++
 			s.send(n, p.To, &frame{kind: framePayload, id: p.ID, num: p.Number, hops: int(n.hops[c][p.Number]) + 1})
 		}
@@ -173,7 +176,7 @@ func (s *sim) drain(n *node) {
 		}
 		for _, p := range r.Prunes {
 			s.res.Prunes++
-			s.send(n, p.To, &frame{kind: framePrune, id: p.ID})
+			s.send(n, p.To, &frame{kind: framePrune, id: p.ID, full: p.Full})
 		}
 	}
 }
@@ -280,7 +283,12 @@ func (s *sim) send(n *node, to peer.ID, f *frame) {
 			return
 		}
 	}
-	at := s.now + s.latency(n.idx, j)
+	at := s.now
+	if tx := s.transfer(); f.kind == framePayload && tx > 0 {
+		n.egressFree = max(n.egressFree, s.now) + tx
+		at = n.egressFree
+	}
+	at += s.latency(n.idx, j)
 	if f.kind == framePayload && s.cfg.PayloadDelay > 0 {
 		at += time.Duration(s.rng.Int64N(int64(s.cfg.PayloadDelay)))
 	}
@@ -416,6 +424,7 @@ func (s *sim) finish() {
 				r.SteadyExcess += bs.sends - (bs.members - 1)
 				r.SteadyGrafts += bs.grafts
 				steadyUseful += bs.members - 1
+				r.PublisherCopies += float64(bs.rootSends)
 			}
 		}
 	}
@@ -424,6 +433,9 @@ func (s *sim) finish() {
 	}
 	if steadyUseful > 0 {
 		r.SteadyRMR = float64(r.SteadyExcess) / float64(steadyUseful)
+	}
+	if r.SteadyBlocks > 0 {
+		r.PublisherCopies /= float64(r.SteadyBlocks)
 	}
 	slices.Sort(tfull)
 	slices.Sort(ratios)

@@ -48,6 +48,12 @@ type Config struct {
 	// a delay drawn uniformly up to it (queued behind other frames, or behind the CPU), while
 	// the small IHAVE, GRAFT and PRUNE frames do not. Zero: none.
 	PayloadDelay time.Duration
+	// PayloadBytes and EgressMbps model a bandwidth-bound peer: each payload frame of
+	// PayloadBytes leaves its sender through one egress queue of EgressMbps, after the payloads
+	// queued before it, then takes the link's latency; control frames are small and skip the
+	// queue. Floors then add one transfer time (floor + size ÷ bandwidth). Zero: no limit.
+	PayloadBytes int
+	EgressMbps   float64
 
 	// Loss is the probability that a frame (of any kind) is lost; ControlLoss adds a loss
 	// probability for GRAFT and PRUNE frames only. Both apply to frames sent before FaultsUntil
@@ -165,6 +171,7 @@ type Result struct {
 	SteadyExcess               int           // Σ over steady blocks of payload sends − (members − 1)
 	SteadyGrafts               int           // grafts for steady blocks
 	SteadyRMR                  float64       // SteadyExcess ÷ Σ over steady blocks of (members − 1)
+	PublisherCopies            float64       // payload sends by the publisher per steady block
 	MaxState                   tree.Stats    // the largest of each count over peers and samples
 	MsgsPerPeerSec             float64       // frames sent per peer per virtual second
 	Violations                 int           // frames to a peer outside the audience or the sender's candidates
@@ -177,12 +184,12 @@ type Result struct {
 func (r Result) String() string {
 	return fmt.Sprintf("peers=%d blocks=%d deliveries=%d misses=%d unreachable=%d RMR=%.3f sends=%d grafts=%d prunes=%d dups=%d "+
 		"ihave_frames=%d lost=%d depth=%d T_full_p50=%v T_full_p99=%v floor=%v ratio_p50=%.2f ratio_p99=%.2f "+
-		"steady_blocks=%d steady_excess=%d steady_RMR=%.4f steady_grafts=%d state{trees=%d missing=%d announcers=%d timers=%d} "+
+		"steady_blocks=%d steady_excess=%d steady_RMR=%.4f steady_grafts=%d publisher_copies=%.1f state{trees=%d missing=%d announcers=%d timers=%d} "+
 		"msgs/peer/s=%.1f violations=%d double=%d asymmetric=%d",
 		r.Peers, r.Blocks, r.Deliveries, r.Misses, r.Unreachable, r.RMR, r.PayloadSends, r.Grafts, r.Prunes, r.Duplicates,
 		r.IHaveFrames, r.Lost, r.MaxDepth, r.TFullP50.Round(time.Millisecond/10), r.TFullP99.Round(time.Millisecond/10),
 		r.TFloor.Round(time.Millisecond/10), r.RatioP50, r.RatioP99,
-		r.SteadyBlocks, r.SteadyExcess, r.SteadyRMR, r.SteadyGrafts, r.MaxState.Trees, r.MaxState.Missing, r.MaxState.Announcers,
+		r.SteadyBlocks, r.SteadyExcess, r.SteadyRMR, r.SteadyGrafts, r.PublisherCopies, r.MaxState.Trees, r.MaxState.Missing, r.MaxState.Announcers,
 		r.MaxState.Timers, r.MsgsPerPeerSec, r.Violations, r.DoubleDeliveries, r.Asymmetric)
 }
 
@@ -204,6 +211,7 @@ type frame struct {
 	hops     int
 	nums     []uint64
 	announce []tree.Announce
+	full     bool // a PRUNE marked full
 }
 
 type eventKind uint8
@@ -264,12 +272,15 @@ type node struct {
 	tickAt   time.Time     // scheduled tick, zero if none
 	cands    []map[peer.ID]bool
 	channels []bool
+	// egressFree is when the node's egress queue has sent every payload handed to it.
+	egressFree time.Duration
 }
 
 type blockStat struct {
 	published  time.Duration
 	members    int // eligible live members at publish, publisher included
 	sends      int
+	rootSends  int // sends by the publisher
 	grafts     int
 	lastAt     time.Duration
 	deliveries int
@@ -441,7 +452,15 @@ func (s *sim) floor(c int) time.Duration {
 			worst = max(worst, dist[i])
 		}
 	}
-	return worst
+	return worst + s.transfer()
+}
+
+// transfer is how long one payload takes to leave a sender's egress queue, 0 without a limit.
+func (s *sim) transfer() time.Duration {
+	if s.cfg.PayloadBytes <= 0 || s.cfg.EgressMbps <= 0 {
+		return 0
+	}
+	return time.Duration(float64(s.cfg.PayloadBytes*8) / (s.cfg.EgressMbps * 1e6) * float64(time.Second))
 }
 
 type distItem struct {

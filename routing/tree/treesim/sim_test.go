@@ -151,3 +151,26 @@ func requireDelivered(t *testing.T, seed uint64, r Result) {
 		t.Errorf("seed %d: misses %d, violations %d, double deliveries %d, want 0", seed, r.Misses, r.Violations, r.DoubleDeliveries)
 	}
 }
+
+// With MaxEager, the publisher sends each steady block to at most MaxEager peers, however the
+// grafts and first arrivals went, and delivery stays whole; without it, the same runs send more.
+func TestPublisherFanOutBounded(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		cfg := ProfileS()
+		cfg.Seed = seed
+		cfg.PayloadDelay = 20 * time.Millisecond // grafts happen, and pull the tree toward the root
+		r := Run(cfg)
+		t.Log(r)
+		requireDelivered(t, seed, r)
+		if r.PublisherCopies > float64(cfg.Tree.MaxEager) {
+			t.Errorf("seed %d: the publisher sent %.1f copies per steady block, want <= MaxEager %d", seed, r.PublisherCopies, cfg.Tree.MaxEager)
+		}
+		if r.Asymmetric != 0 {
+			t.Errorf("seed %d: %d one-sided eager relations", seed, r.Asymmetric)
+		}
+		cfg.Tree.MaxEager = 0
+		if u := Run(cfg); u.PublisherCopies <= r.PublisherCopies {
+			t.Errorf("seed %d: uncapped, the publisher sent %.1f copies per block, capped %.1f: the cap is not what bounds it", seed, u.PublisherCopies, r.PublisherCopies)
+		}
+	}
+}
