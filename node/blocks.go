@@ -13,7 +13,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fabgossip/fabgossip/node/chunk"
-	"github.com/fabgossip/fabgossip/node/identity"
 	"github.com/fabgossip/fabgossip/routing"
 	"github.com/fabgossip/fabgossip/routing/tree"
 	"github.com/fabgossip/fabgossip/transport/wire"
@@ -157,7 +156,7 @@ func (n *Node) verifyBlock(env *wire.Envelope, msg *wire.Block) (publisher peer.
 	if !signedBy(env, publisher) {
 		return "", "", c, reasonBadSignature
 	}
-	v, err := identity.VerifyCertificate(n.network(), msg.GetPublisherCertificate(), publisher, n.now())
+	v, err := n.certs.Verify(n.network(), msg.GetPublisherCertificate(), publisher, n.now())
 	if err != nil {
 		return "", "", c, reasonBadCertificate
 	}

@@ -36,7 +36,7 @@ func (n *Node) verifyAlive(env *wire.Envelope, a *wire.Alive, now time.Time) (*m
 	if err != nil {
 		return nil, identity.ErrMalformedCert
 	}
-	v, err := identity.VerifyCertificate(n.network(), a.GetCertificate(), p, now)
+	v, err := n.certs.Verify(n.network(), a.GetCertificate(), p, now)
 	if err != nil {
 		return nil, err
 	}

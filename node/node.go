@@ -79,6 +79,7 @@ type Node struct {
 	org      string
 	external bool
 	cert     *wire.Certificate
+	certs    *identity.CertCache // CA signatures already checked
 	host     host.Host
 	tr       Network
 	emitter  *batching.Emitter[outMsg]
@@ -195,6 +196,7 @@ func New(id Identity, h host.Host, cfg Config, opts ...Option) (*Node, error) {
 		org:       verified.Org,
 		external:  id.External,
 		cert:      id.Certificate,
+		certs:     identity.NewCertCache(0),
 		host:      h,
 		log:       o.logger.With("peer", self.String(), "org", verified.Org),
 		tracer:    tracerDispatch(o.tracers),

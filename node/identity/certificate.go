@@ -142,6 +142,12 @@ func DecodeCertificate(cert *wire.Certificate) (CertificateFields, error) {
 // (ErrExpired). Claims are read before the signature is checked only to pick
 // the CA and to give a precise reason; nothing is accepted unsigned.
 func VerifyCertificate(net *Network, cert *wire.Certificate, remote peer.ID, now time.Time) (Verified, error) {
+	return verifyCertificate(net, cert, remote, now, nil)
+}
+
+// verifyCertificate is VerifyCertificate whose CA signature check asks
+// cache first (none when nil), and tells it of a signature that checked out.
+func verifyCertificate(net *Network, cert *wire.Certificate, remote peer.ID, now time.Time, cache *CertCache) (Verified, error) {
 	if net == nil {
 		return Verified{}, errors.New("verify certificate: nil network")
 	}
@@ -159,7 +165,7 @@ func VerifyCertificate(net *Network, cert *wire.Certificate, remote peer.ID, now
 	if !ok {
 		return Verified{}, fmt.Errorf("%w: %q is not an org of network %q", ErrUnknownOrg, f.Org, net.Name())
 	}
-	if ok, err := org.CA.Verify(cert.GetBody(), cert.GetSignature()); err != nil || !ok {
+	if !cache.signed(org.CA, cert) {
 		return Verified{}, fmt.Errorf("%w: certificate of peer %s claims org %q", ErrBadCertSignature, f.PeerID, f.Org)
 	}
 	if f.PeerID != remote {

@@ -222,29 +222,44 @@ func TestVerifyCertificateRejects(t *testing.T) {
 			want: ErrMalformedCert, detail: "empty validity window",
 		},
 	}
+	// A warm cache, which holds good's signature, must refuse every case
+	// alike: only the CA signature check is ever answered from it.
+	warm := NewCertCache(0)
+	if _, err := warm.Verify(n, good, id, validNow); err != nil || warm.Len() != 1 {
+		t.Fatalf("warming the cache: %v, %d entries", err, warm.Len())
+	}
+	verifiers := map[string]func(*Network, *wire.Certificate, peer.ID, time.Time) (Verified, error){
+		"VerifyCertificate": VerifyCertificate,
+		"CertCache.Verify":  warm.Verify,
+	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			remote, now := tt.remote, tt.now
-			if remote == "" {
-				remote = id
-			}
-			if now.IsZero() {
-				now = validNow
-			}
-			got, err := VerifyCertificate(n, tt.cert, remote, now)
-			if err == nil {
-				t.Fatalf("VerifyCertificate accepted it: %+v", got)
-			}
-			if got != (Verified{}) {
-				t.Errorf("VerifyCertificate returned content %+v with its error", got)
-			}
-			for _, s := range sentinels {
-				if is := errors.Is(err, s); is != (s == tt.want) {
-					t.Errorf("errors.Is(%q, %q) = %v", err, s, is)
+		for vname, verify := range verifiers {
+			t.Run(tt.name+"/"+vname, func(t *testing.T) {
+				remote, now := tt.remote, tt.now
+				if remote == "" {
+					remote = id
 				}
-			}
-			assertContainsAll(t, err.Error(), tt.detail)
-		})
+				if now.IsZero() {
+					now = validNow
+				}
+				got, err := verify(n, tt.cert, remote, now)
+				if err == nil {
+					t.Fatalf("VerifyCertificate accepted it: %+v", got)
+				}
+				if got != (Verified{}) {
+					t.Errorf("VerifyCertificate returned content %+v with its error", got)
+				}
+				for _, s := range sentinels {
+					if is := errors.Is(err, s); is != (s == tt.want) {
+						t.Errorf("errors.Is(%q, %q) = %v", err, s, is)
+					}
+				}
+				assertContainsAll(t, err.Error(), tt.detail)
+			})
+		}
+	}
+	if warm.Len() != 1 {
+		t.Errorf("the cache holds %d certificates after refusing every case, want 1", warm.Len())
 	}
 
 	if _, err := VerifyCertificate(nil, good, id, validNow); err == nil {
