@@ -73,11 +73,11 @@ func TestGraftRefusedWhenFull(t *testing.T) {
 	}
 }
 
-// Publishing on a tree with more children than MaxEager prunes the excess, marked full, and keeps
-// the nearest own-org link, then the doors, then the nearer own-org links.
+// Publishing on a tree with more own-org children than MaxEager prunes the farthest, marked full;
+// doors are not counted.
 func TestTrimToCap(t *testing.T) {
 	cfg := allEager()
-	cfg.MaxEager = 3
+	cfg.MaxEager = 2
 	v := testView()
 	root := ID{Channel: "c", Root: "a0"}
 	m := newMachine(t, cfg, "a0", v)
@@ -100,13 +100,42 @@ func TestTrimToCap(t *testing.T) {
 	got := payloadsTo(r)
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
-		t.Errorf("payloads to %v, want %v (nearest own-org, the door, the next nearest)", got, want)
+		t.Errorf("payloads to %v, want %v (the two nearest own-org links and the door)", got, want)
 	}
 	if full, plain := prunesFull(r); !slices.Equal(full, []peer.ID{"r"}) || len(plain) != 0 {
 		t.Errorf("prunes full %v plain %v, want full [r]", full, plain)
 	}
 	if got := ihavesTo(r); !slices.Equal(got, []peer.ID{"r"}) {
 		t.Errorf("IHAVE to %v, want the pruned child [r]", got)
+	}
+}
+
+// A door's GRAFT is taken however many own-org children a peer has: refusing it would send its
+// org's entry two cross-org hops away, and Doors bounds those links already.
+func TestDoorGraftNotCapped(t *testing.T) {
+	cfg := allEager()
+	cfg.MaxEager = 1
+	v := testView()
+	root := ID{Channel: "c", Root: "a0"}
+	m := newMachine(t, cfg, "a0", v)
+	var door peer.ID
+	for _, c := range Candidates(viewFor(v, "a0"), "c", cfg.Doors) {
+		if c.CrossOrg {
+			door = c.ID
+		}
+	}
+	m.Publish(root, 1, t0)
+	m.Ready()
+	m.Prune(door, root, false, t0)
+	m.Ready()
+	m.Graft(door, root, []uint64{1}, t0.Add(time.Millisecond))
+	r := m.Ready()
+	if full, _ := prunesFull(r); len(full) != 0 || !slices.Equal(payloadsTo(r), []peer.ID{door}) {
+		t.Fatalf("door graft at the cap: payloads %v, full prunes %v; want the block sent to %s", payloadsTo(r), full, door)
+	}
+	m.Graft("r", root, []uint64{1}, t0.Add(2*time.Millisecond))
+	if full, _ := prunesFull(m.Ready()); !slices.Equal(full, []peer.ID{"r"}) {
+		t.Errorf("own-org graft at the cap: full prunes %v, want [r]", full)
 	}
 }
 

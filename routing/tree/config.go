@@ -51,8 +51,9 @@ type Config struct {
 	// every org is reached by the first block. Larger values cost duplicates on the first blocks;
 	// smaller ones cost grafts.
 	InitialEager int
-	// MaxEager caps a peer's children in one tree: the eager links it pushes payloads on, besides
-	// the one they arrive by. In a clique of equal links the tree that first arrivals build is a
+	// MaxEager caps a peer's own-org children in one tree: the eager links inside its org it
+	// pushes payloads on, besides the one they arrive by. Doors are not counted (Doors bounds them,
+	// and a door refused would cost its org a second cross-org hop). In a clique of equal links the tree that first arrivals build is a
 	// star around the root (every peer grafts the first announcer, and the root announces first),
 	// so the root sends every block once per member and its egress is the whole tree's. A GRAFT
 	// beyond the cap is refused with a PRUNE marked full and no payload: the grafter grafts its

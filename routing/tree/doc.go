@@ -39,11 +39,13 @@
 //   - A fresh payload pushed on a link held lazy means the sender holds it eager: it becomes eager.
 //   - A duplicate means the link is redundant: PRUNE, whichever way it was held, except within
 //     PruneGuard after a graft, for blocks more than PruneWindow old, and on the last eager link.
-//   - Fan-out is capped (Config.MaxEager children per tree). With equal links, first arrivals
-//     make a star around the root, whose egress then carries the whole tree. A GRAFT beyond the
-//     cap gets a PRUNE marked full and no payload, and the grafter grafts its next announcer at
-//     once; a peer told full is grafted last for a while. Children beyond the cap (the initial
-//     rule, doors) are pruned, marked full, on the next payload.
+//   - Fan-out inside an org is capped (Config.MaxEager own-org children per tree; doors are
+//     bounded by Config.Doors and not counted, since a door refused would enter its org two
+//     cross-org hops away). With equal links, first arrivals make a star around the root, whose
+//     egress then carries the whole tree. An own-org GRAFT beyond the cap gets a PRUNE marked
+//     full and no payload, and the grafter grafts its next announcer at once; a peer told full is
+//     grafted last for a while. Own-org children beyond the cap (the initial rule) are pruned,
+//     marked full, on the next payload, the farthest first.
 //
 // Every one-sided relation is then one where the eager end pushes and the lazy end hears it: a
 // lost PRUNE or a lost graft answer leaves the other end eager, and its next push is either fresh

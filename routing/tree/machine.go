@@ -278,8 +278,8 @@ func (m *Machine) IHave(from peer.ID, id ID, nums []uint64, now time.Time) {
 
 // Graft handles a GRAFT from `from` asking for nums: the link becomes eager on our side and one
 // payload send per number (at most MaxIHave) is output; the node sends those it holds. A GRAFT from
-// a peer that is not a candidate link is ignored. With Config.MaxEager children already, the
-// GRAFT is refused: nothing is sent but a PRUNE marked full, and the grafter grafts its next
+// a peer that is not a candidate link is ignored. With Config.MaxEager own-org children already,
+// an own-org GRAFT is refused: nothing is sent but a PRUNE marked full, and the grafter grafts its next
 // announcer at once. A second GRAFT from the same peer within PruneGuard of a refusal is taken
 // over the cap: the grafter found nobody else.
 func (m *Machine) Graft(from peer.ID, id ID, nums []uint64, now time.Time) {
@@ -289,7 +289,7 @@ func (m *Machine) Graft(from peer.ID, id ID, nums []uint64, now time.Time) {
 	}
 	t := m.tree(id, true)
 	r := &t.rel[i]
-	if !r.eager && from != id.Root && m.cfg.MaxEager > 0 && len(t.children("")) >= m.cfg.MaxEager &&
+	if !r.eager && from != id.Root && !t.ch.links[i].CrossOrg && m.cfg.MaxEager > 0 && len(t.children("")) >= m.cfg.MaxEager &&
 		(r.refused.IsZero() || now.Sub(r.refused) >= m.cfg.PruneGuard) {
 		r.refused = now
 		m.out.Prunes = append(m.out.Prunes, Link{To: from, ID: id, Full: true})

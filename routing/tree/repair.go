@@ -267,25 +267,25 @@ func (m *Machine) link(channel string, p peer.ID) (int, bool) {
 	return i, ok
 }
 
-// children returns the indices of t's eager links other than parent and the root: the links a
-// payload from parent goes on. parent "" means t's own parent.
+// children returns the indices of t's own-org eager links other than parent and the root: the
+// links MaxEager caps. parent "" means t's own parent.
 func (t *tree) children(parent peer.ID) []int {
 	if parent == "" {
 		parent = t.parent
 	}
 	var out []int
 	for i, r := range t.rel {
-		if id := t.ch.links[i].ID; r.eager && id != parent && id != t.id.Root {
+		if l := t.ch.links[i]; r.eager && !l.CrossOrg && l.ID != parent && l.ID != t.id.Root {
 			out = append(out, i)
 		}
 	}
 	return out
 }
 
-// trim prunes, marked full, the children of t beyond Config.MaxEager. It keeps first the links
-// grafted within PruneGuard (the grafter just chose us), then the nearest own-org link (the way
-// into the org, which holds the org's other doors), then doors (a door pruned costs its org an
-// entry two hops away), then the other own-org links, nearest first.
+// trim prunes, marked full, the own-org children of t beyond Config.MaxEager (doors are not
+// counted: Config.Doors bounds them already, and a door refused costs its org a second
+// cross-org hop). It keeps first the links grafted within PruneGuard (the grafter just chose
+// us), then the others nearest first.
 func (m *Machine) trim(t *tree, parent peer.ID, now time.Time) {
 	kids := t.children(parent)
 	if m.cfg.MaxEager == 0 || len(kids) <= m.cfg.MaxEager {
@@ -297,25 +297,20 @@ func (m *Machine) trim(t *tree, parent peer.ID, now time.Time) {
 		}
 		return time.Duration(1<<63 - 1)
 	}
-	slices.SortStableFunc(kids, func(a, b int) int { return cmp.Compare(rtt(a), rtt(b)) })
-	var recent, own, doors []int
-	for _, i := range kids {
-		switch g := t.rel[i].grafted; {
-		case !g.IsZero() && now.Sub(g) < m.cfg.PruneGuard:
-			recent = append(recent, i)
-		case t.ch.links[i].CrossOrg:
-			doors = append(doors, i)
-		default:
-			own = append(own, i)
+	recent := func(i int) bool {
+		g := t.rel[i].grafted
+		return !g.IsZero() && now.Sub(g) < m.cfg.PruneGuard
+	}
+	slices.SortStableFunc(kids, func(a, b int) int {
+		if ra, rb := recent(a), recent(b); ra != rb {
+			if ra {
+				return -1
+			}
+			return 1
 		}
-	}
-	keep := recent
-	if len(own) > 0 {
-		keep = append(keep, own[0])
-		own = own[1:]
-	}
-	keep = append(append(keep, doors...), own...)
-	for _, i := range keep[m.cfg.MaxEager:] {
+		return cmp.Compare(rtt(a), rtt(b))
+	})
+	for _, i := range kids[m.cfg.MaxEager:] {
 		t.rel[i].eager = false
 		m.out.Prunes = append(m.out.Prunes, Link{To: t.ch.links[i].ID, ID: t.id, Full: true})
 	}

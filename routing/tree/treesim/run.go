@@ -154,7 +154,7 @@ func (s *sim) drain(n *node) {
 				continue
 			}
 			s.blocks[c][p.Number].sends++
-			if n.idx == s.pubs[c] {
+			if n.idx == s.pubs[c] && s.view.Members[s.byID[p.To]].Org == s.view.Members[n.idx].Org {
 				s.blocks[c][p.Number].rootSends++
 			}
 			s.res.PayloadSends++

@@ -171,7 +171,7 @@ type Result struct {
 	SteadyExcess               int           // Σ over steady blocks of payload sends − (members − 1)
 	SteadyGrafts               int           // grafts for steady blocks
 	SteadyRMR                  float64       // SteadyExcess ÷ Σ over steady blocks of (members − 1)
-	PublisherCopies            float64       // payload sends by the publisher per steady block
+	PublisherCopies            float64       // payload sends by the publisher into its own org per steady block (doors not counted)
 	MaxState                   tree.Stats    // the largest of each count over peers and samples
 	MsgsPerPeerSec             float64       // frames sent per peer per virtual second
 	Violations                 int           // frames to a peer outside the audience or the sender's candidates
@@ -280,7 +280,7 @@ type blockStat struct {
 	published  time.Duration
 	members    int // eligible live members at publish, publisher included
 	sends      int
-	rootSends  int // sends by the publisher
+	rootSends  int // sends by the publisher into its own org
 	grafts     int
 	lastAt     time.Duration
 	deliveries int

@@ -152,7 +152,8 @@ func requireDelivered(t *testing.T, seed uint64, r Result) {
 	}
 }
 
-// With MaxEager, the publisher sends each steady block to at most MaxEager peers, however the
+// With MaxEager, the publisher sends each steady block to at most MaxEager peers of its org (its
+// doors are bounded by Doors instead), however the
 // grafts and first arrivals went, and delivery stays whole; without it, the same runs send more.
 func TestPublisherFanOutBounded(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 3} {
