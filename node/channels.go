@@ -32,6 +32,9 @@ type Block struct {
 	PublishedAt time.Time
 	// Hash is BlockHash of the block: the next block's PreviousHash.
 	Hash []byte
+	// Chunked says the block travels as a signed header and chunks: its
+	// Data is nil in BlockAccepted, whole from BlockCompleted on.
+	Chunked bool
 }
 
 func publicBlock(b *block) Block {
@@ -52,6 +55,7 @@ func publicBlock(b *block) Block {
 		Publisher:    pub,
 		PublishedAt:  time.Unix(0, b.msg.GetPublishedAt()),
 		Hash:         b.hash,
+		Chunked:      b.chunks != nil,
 	}
 }
 

@@ -438,11 +438,20 @@ func (n *Node) addChunk(cs *channelState, from peer.ID, ck *wire.BlockChunk, pul
 	if (res == chunk.Added || res == chunk.Completed) && !pulled {
 		c.progress = n.now()
 	}
+	var done Block
 	if res == chunk.Completed {
 		n.releaseLocked(c)
+		done = publicBlock(b) // whole now: its data no longer changes
 		broken = n.stageReadyLocked(cs)
 	}
 	cs.mu.Unlock()
+	if res == chunk.Completed {
+		via := ViaPush
+		if pulled {
+			via = ViaPull
+		}
+		n.tracer.BlockCompleted(done, from, via)
+	}
 	for range broken {
 		n.drop("block", reasonBrokenChain, from)
 	}

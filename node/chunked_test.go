@@ -5,8 +5,11 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/fabgossip/fabgossip/node"
 	"github.com/fabgossip/fabgossip/node/identity"
@@ -108,5 +111,66 @@ func TestChunkedBlockCluster(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// completionTally records, per block number, what one peer's tracer saw.
+type completionTally struct {
+	node.NopTracer
+	mu        sync.Mutex
+	accepted  map[uint64]node.Block
+	completed map[uint64][]node.Block
+}
+
+func (c *completionTally) BlockAccepted(b node.Block, _ peer.ID, _ node.Path) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.accepted[b.Number] = b
+}
+
+func (c *completionTally) BlockCompleted(b node.Block, _ peer.ID, via node.Path) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.accepted[b.Number]; !ok {
+		b.Hash = nil // marks a completion before its header: the test fails on it
+	}
+	c.completed[b.Number] = append(c.completed[b.Number], b)
+}
+
+// TestBlockCompletedOnceWhenWhole: a chunked block's BlockAccepted sees its
+// header (Chunked, no data); BlockCompleted follows once, after it, with the
+// whole data. A single-frame block has no BlockCompleted. What the benchmark
+// measures a chunked block's latency by.
+func TestBlockCompletedOnceWhenWhole(t *testing.T) {
+	tallies := map[int]*completionTally{}
+	cfg := node.LocalConfig()
+	c := startCluster(t, oneOrg(4), testnet.Options{Seed: 43, Config: &cfg, NodeOptions: func(p *testnet.Peer) []node.Option {
+		tallies[p.Index] = &completionTally{accepted: map[uint64]node.Block{}, completed: map[uint64][]node.Block{}}
+		return []node.Option{node.WithTracer(tallies[p.Index])}
+	}})
+	subs := joinAll(t, c, "ch")
+	waitConverged(t, c, "ch")
+	big, small := randomData(3, 2<<20+777), []byte("small")
+	for _, d := range [][]byte{big, small} {
+		if _, err := c.Peers[0].Publish(context.Background(), "ch", d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range c.Peers[1:] {
+		who := fmt.Sprintf("peer %d", p.Index)
+		nextBlock(t, who, subs[p.Index])
+		nextBlock(t, who, subs[p.Index])
+		tl := tallies[p.Index]
+		tl.mu.Lock()
+		if h := tl.accepted[0]; !h.Chunked || h.Data != nil {
+			t.Errorf("%s: chunked header accepted as Chunked=%v with %d bytes, want Chunked and no data", who, h.Chunked, len(h.Data))
+		}
+		if got := tl.completed[0]; len(got) != 1 || got[0].Hash == nil || !bytes.Equal(got[0].Data, big) {
+			t.Errorf("%s: %d completions of the chunked block (want 1, after its header, with its data)", who, len(got))
+		}
+		if s := tl.accepted[1]; s.Chunked || !bytes.Equal(s.Data, small) || len(tl.completed[1]) != 0 {
+			t.Errorf("%s: single-frame block accepted Chunked=%v, %d completions; want a plain block and none", who, s.Chunked, len(tl.completed[1]))
+		}
+		tl.mu.Unlock()
 	}
 }

@@ -58,6 +58,16 @@ type ChunkTracer interface {
 	ChunkReceived(from peer.ID, channel string, size int)
 }
 
+// CompletionTracer is a Tracer that is also told when a chunked block's data
+// is whole: BlockAccepted sees its header, before any chunk, so a tracer that
+// measures when a block's data arrived takes this call for chunked blocks
+// (Block.Chunked). It is called once per block, when
+// its last chunk checks out; from sent that chunk, and via says whether it
+// came by push (ViaPush) or by repair (ViaPull).
+type CompletionTracer interface {
+	BlockCompleted(b Block, from peer.ID, via Path)
+}
+
 // NopTracer implements Tracer with methods that do nothing; embed it to
 // implement only some.
 type NopTracer struct{}
@@ -107,6 +117,15 @@ func (d tracerDispatch) ChunkReceived(from peer.ID, channel string, size int) {
 	for _, t := range d {
 		if ct, ok := t.(ChunkTracer); ok {
 			ct.ChunkReceived(from, channel, size)
+		}
+	}
+}
+
+// BlockCompleted calls every tracer that is a CompletionTracer.
+func (d tracerDispatch) BlockCompleted(b Block, from peer.ID, via Path) {
+	for _, t := range d {
+		if ct, ok := t.(CompletionTracer); ok {
+			ct.BlockCompleted(b, from, via)
 		}
 	}
 }

@@ -212,13 +212,30 @@ func (t *fabTracer) index(p peer.ID) int {
 	return -1
 }
 
-var _ node.Tracer = (*fabTracer)(nil)
+var (
+	_ node.Tracer           = (*fabTracer)(nil)
+	_ node.CompletionTracer = (*fabTracer)(nil)
+)
 
 func (t *fabTracer) member(c int) bool { return slices.Contains(t.rec.l.channels[c].orgs, t.org) }
 
 // BlockAccepted records a member's first receipt; a block accepted by pull
 // also counts as one payload transmission (pull fetches only what is missing).
+// A chunked block's header is accepted before its data: it is recorded by
+// BlockCompleted, when its data is whole.
 func (t *fabTracer) BlockAccepted(b node.Block, from peer.ID, via node.Path) {
+	if !b.Chunked {
+		t.arrived(b, from, via)
+	}
+}
+
+// BlockCompleted records a chunked block's receipt, when its last chunk
+// arrives.
+func (t *fabTracer) BlockCompleted(b node.Block, from peer.ID, via node.Path) {
+	t.arrived(b, from, via)
+}
+
+func (t *fabTracer) arrived(b node.Block, from peer.ID, via node.Path) {
 	c, ok := t.chIndex[b.Channel]
 	if !ok || via == node.ViaPublish {
 		return
