@@ -138,8 +138,9 @@ type Options struct {
 	// Command is the command line recorded in the report.
 	Command string
 	// Network is NetworkMock (the default: a mocknet with the latency
-	// profile) or NetworkTCP (real libp2p hosts on loopback TCP, no emulated
-	// latency, S-sized: L is refused), for every system alike.
+	// profile), NetworkPipe (the same latencies, applied per stream on the
+	// reading side) or NetworkTCP (real libp2p hosts on loopback TCP, no
+	// emulated latency, S-sized: L is refused), for every system alike.
 	Network string
 	// EgressMbps, if positive, limits every host of every system to that
 	// many Mbit/s of egress: one token bucket per host for every byte
@@ -289,8 +290,11 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		},
 		Notes: notes(),
 	}
-	if o.Network == NetworkTCP {
+	switch o.Network {
+	case NetworkTCP:
 		rep.Topology.Latency = tcpLatency
+	case NetworkPipe:
+		rep.Topology.Latency += pipeLatency
 	}
 	total := len(o.BlockSizes) * len(o.Seeds) * len(o.Systems)
 	for _, size := range o.BlockSizes {

@@ -54,7 +54,7 @@ func newFabgossip(ctx context.Context, env *runEnv, cfg node.Config, cfgName str
 			t := &fabTracer{rec: env.rec, idx: p.Index, org: l.org[p.Index], chIndex: chIndex, macs: macs, ids: ids}
 			return []node.Option{node.WithTracer(t), node.WithTransportTracer(&fabBytes{rec: env.rec, idx: p.Index})}
 		},
-		Latency:  env.lat.Between,
+		Latency:  env.linkLatencies().Between,
 		Hosts:    net.clusterHosts(),
 		WrapHost: net.clusterWrap(),
 	})

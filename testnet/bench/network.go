@@ -5,6 +5,8 @@ import (
 	crand "crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -24,7 +26,19 @@ const (
 	// (testnet.NewLoopbackHost): every byte goes through the kernel, TLS or
 	// Noise and yamux, a CPU-realistic check. There is no emulated latency.
 	NetworkTCP = "tcp"
+	// NetworkPipe is the mocknet of NetworkMock with the latency profile
+	// applied on each stream's reading side instead (shape.Delay, as the
+	// testnet's --wan does): a stream is a pipe of that latency. A mocknet
+	// link's own latency holds every write of a stream until the one before
+	// it has arrived, so a stream carries one write per one-way latency: on a
+	// 25 ms link, a frame queued behind another waits 25 ms more, which no
+	// real link does. NetworkMock keeps that model, so that its figures stay
+	// comparable with earlier runs.
+	NetworkPipe = "pipe"
 )
+
+// pipeLatency is what TopologySummary.Latency adds under NetworkPipe.
+const pipeLatency = "; the latency is applied per stream on the reading side (a pipe of that latency: a write never waits for an earlier one to arrive)"
 
 // tcpLatency is TopologySummary.Latency over loopback TCP.
 const tcpLatency = "real loopback TCP (libp2p hosts on 127.0.0.1, TCP only, default security and muxer): no emulated latency, the latency profile does not apply; floors are the loopback ones, taken as 0, so ×floor is n/a"
@@ -35,13 +49,13 @@ func checkNetwork(o *Options) error {
 		o.Network = NetworkMock
 	}
 	switch o.Network {
-	case NetworkMock:
+	case NetworkMock, NetworkPipe:
 	case NetworkTCP:
 		if o.Scale == ScaleL && o.topology == nil {
 			return errors.New("bench: network tcp is for S (and quick): L's 200 hosts would need tens of thousands of loopback sockets in one process")
 		}
 	default:
-		return fmt.Errorf("bench: unknown network %q (want %s or %s)", o.Network, NetworkMock, NetworkTCP)
+		return fmt.Errorf("bench: unknown network %q (want %s, %s or %s)", o.Network, NetworkMock, NetworkPipe, NetworkTCP)
 	}
 	if o.EgressMbps < 0 {
 		return fmt.Errorf("bench: egress limit %g Mbit/s is negative (0 is off)", o.EgressMbps)
@@ -55,6 +69,9 @@ func checkNetwork(o *Options) error {
 // networkText says, for the report, what network a run used.
 func networkText(network string, egressMbps, loss float64) string {
 	s := "mocknet with per-link latency"
+	if network == NetworkPipe {
+		s = "mocknet with per-link latency applied per stream on the reading side (a pipe)"
+	}
 	if network == NetworkTCP {
 		s = "real loopback TCP, no emulated latency"
 	}
@@ -73,6 +90,15 @@ func (env *runEnv) setNetwork(o Options) {
 	if o.Network == NetworkTCP {
 		env.lat = shape.NewZeroLatencies(env.l.peers() + 1)
 	}
+}
+
+// linkLatencies is what the mocknet's links get: the latency profile, or
+// none under NetworkPipe, whose hosts delay their streams instead.
+func (env *runEnv) linkLatencies() *shape.Latencies {
+	if env.network == NetworkPipe {
+		return shape.NewZeroLatencies(env.l.peers() + 1)
+	}
+	return env.lat
 }
 
 // overFloor renders T_full over the floor, p50 / p99, or n/a when the run
@@ -99,22 +125,51 @@ type sysNet struct {
 	closeMN bool
 	// own are the loopback hosts this sysNet built, unwrapped, to close.
 	own []host.Host
+	// pipe (NetworkPipe) delays every host's streams by lat, from the
+	// layout index of each remote in index; delays are those delays, to
+	// wait for once the hosts are closed.
+	pipe   bool
+	lat    *shape.Latencies
+	mu     sync.Mutex
+	index  map[peer.ID]int
+	delays []*shape.Delay
 }
 
 func newSysNet(env *runEnv) *sysNet {
-	return &sysNet{tcp: env.network == NetworkTCP, eg: shape.NewEgress(env.egressMbps), ls: newLoss(env.loss, env.seed, env.rec)}
+	return &sysNet{
+		tcp: env.network == NetworkTCP, eg: shape.NewEgress(env.egressMbps), ls: newLoss(env.loss, env.seed, env.rec),
+		pipe: env.network == NetworkPipe, lat: env.lat, index: map[peer.ID]int{},
+	}
 }
 
-// wrap applies the run's egress limit and frame loss to the host of layout
-// index i.
-func (n *sysNet) wrap(i int, h host.Host) host.Host { return n.ls.Wrap(i, n.eg.Wrap(h)) }
+// wrap applies the run's latency (under NetworkPipe), egress limit and
+// frame loss to the host of layout index i.
+func (n *sysNet) wrap(i int, h host.Host) host.Host {
+	if n.pipe {
+		n.mu.Lock()
+		n.index[h.ID()] = i
+		d := shape.NewDelay(func(remote peer.ID) time.Duration {
+			n.mu.Lock()
+			j, ok := n.index[remote]
+			n.mu.Unlock()
+			if !ok {
+				return 0
+			}
+			return n.lat.Between(i, j)
+		})
+		n.delays = append(n.delays, d)
+		n.mu.Unlock()
+		h = d.Wrap(h)
+	}
+	return n.ls.Wrap(i, n.eg.Wrap(h))
+}
 
 // peerHosts builds the hosts of the GossipSub and direct systems: one per
 // peer of the layout, plus the outsider at index l.peers() when outsider is
 // set, none connected.
 func (n *sysNet) peerHosts(env *runEnv, outsider bool) ([]host.Host, error) {
 	if !n.tcp {
-		mn, hosts, err := newMocknet(env.l, env.lat, env.seed, outsider)
+		mn, hosts, err := newMocknet(env.l, env.linkLatencies(), env.seed, outsider)
 		if err != nil {
 			return nil, err
 		}
@@ -163,7 +218,7 @@ func (n *sysNet) clusterHosts() func(int, crypto.PrivKey) (host.Host, error) {
 // clusterWrap is testnet.Options.WrapHost for the fabgossip systems: the
 // egress limit and frame loss, or nil for neither.
 func (n *sysNet) clusterWrap() func(int, host.Host) host.Host {
-	if n.eg == nil && n.ls == nil {
+	if n.eg == nil && n.ls == nil && !n.pipe {
 		return nil
 	}
 	return n.wrap
@@ -190,7 +245,9 @@ func (n *sysNet) fabOutsider(c *testnet.Cluster, lat *shape.Latencies) (host.Hos
 		if err != nil {
 			return nil, err
 		}
-		lk.SetOptions(mocknet.LinkOptions{Latency: lat.Between(outsiderIndex(lat), i)})
+		if !n.pipe {
+			lk.SetOptions(mocknet.LinkOptions{Latency: lat.Between(outsiderIndex(lat), i)})
+		}
 	}
 	return n.wrap(outsiderIndex(lat), h), nil
 }
@@ -221,6 +278,13 @@ func (n *sysNet) close() error {
 	if n.closeMN {
 		errs = append(errs, n.mn.Close())
 		n.closeMN = false
+	}
+	n.mu.Lock()
+	delays := n.delays
+	n.delays = nil
+	n.mu.Unlock()
+	for _, d := range delays {
+		d.Wait() // the hosts are closed: every pump ends
 	}
 	return errors.Join(errs...)
 }

@@ -107,3 +107,34 @@ func TestOptionsCheckTheNetwork(t *testing.T) {
 		t.Errorf("default network %q, %v; want %q", o.Network, err, NetworkMock)
 	}
 }
+
+// Under NetworkPipe the mocknet's links have no latency and every host delays
+// its streams instead: the report says so, and no fabgossip block reaches its
+// farthest member before the floor, so the latency is really applied. (The
+// floor follows fabgossip's relay rule; GossipSub and direct delivery may
+// take shorter paths.)
+func TestEverySystemOverPipes(t *testing.T) {
+	for _, system := range AllSystems() {
+		t.Run(system, func(t *testing.T) {
+			rep, r := tinyNetworkRun(t, system, func(o *Options) { o.Network = NetworkPipe })
+			if rep.Workload.Network != NetworkPipe || !strings.HasSuffix(rep.Topology.Latency, pipeLatency) || !strings.Contains(r.Config, "(a pipe)") {
+				t.Errorf("the report does not say pipe: workload %q, latency %q, config %q", rep.Workload.Network, rep.Topology.Latency, r.Config)
+			}
+			if system != SystemFabgossip && system != SystemFabgossipLocal && system != SystemFabricStock {
+				return
+			}
+			lowest := 0.0
+			for _, f := range r.FloorMs {
+				if f <= 0 {
+					t.Fatalf("floors %v, want the latency profile's", r.FloorMs)
+				}
+				if lowest == 0 || f < lowest {
+					lowest = f
+				}
+			}
+			if len(r.TFullMs) == 0 || r.TFullMs[0] < lowest {
+				t.Errorf("fastest T_full %v ms, below the lowest floor %.1f ms: the latency was not applied", r.TFullMs[:min(1, len(r.TFullMs))], lowest)
+			}
+		})
+	}
+}
