@@ -320,11 +320,17 @@ func (m *Machine) Prune(from peer.ID, id ID, full bool, now time.Time) {
 		return
 	}
 	t.rel[i].full = now
-	for _, e := range t.missing {
+	var refire []uint64
+	for num, e := range t.missing {
 		if e.tries > 0 && e.announcers[(e.tries-1)%len(e.announcers)] == from {
-			e.deadline = now
-			m.timers.push(timer{at: now, t: t, e: e})
+			refire = append(refire, num)
 		}
+	}
+	slices.Sort(refire) // timers due at one instant fire in push order: keep it the map's no longer
+	for _, num := range refire {
+		e := t.missing[num]
+		e.deadline = now
+		m.timers.push(timer{at: now, t: t, e: e})
 	}
 }
 
