@@ -73,17 +73,13 @@ func TestGraftRefusedWhenFull(t *testing.T) {
 	}
 }
 
-// Publishing on a tree with more own-org children than MaxEager prunes the farthest, marked full;
-// doors are not counted.
-func TestTrimToCap(t *testing.T) {
+// cappedRoot is a0 of testView, the root of a tree of channel c, with every link eager at first
+// and MaxEager max, and its one door.
+func cappedRoot(t *testing.T, max int) (*Machine, ID, peer.ID) {
+	t.Helper()
 	cfg := allEager()
-	cfg.MaxEager = 2
+	cfg.MaxEager = max
 	v := testView()
-	root := ID{Channel: "c", Root: "a0"}
-	m := newMachine(t, cfg, "a0", v)
-	for p, ms := range map[peer.ID]int{"a1": 3, "a2": 1, "r": 5, "b0": 50, "b1": 50} {
-		m.ObserveRTT(p, time.Duration(ms)*time.Millisecond)
-	}
 	var doors []peer.ID
 	for _, c := range Candidates(viewFor(v, "a0"), "c", cfg.Doors) {
 		if c.CrossOrg {
@@ -93,9 +89,19 @@ func TestTrimToCap(t *testing.T) {
 	if len(doors) != 1 {
 		t.Fatalf("doors %v, want one", doors)
 	}
+	return newMachine(t, cfg, "a0", v), ID{Channel: "c", Root: "a0"}, doors[0]
+}
+
+// Publishing on a tree with more own-org children than MaxEager prunes the farthest, marked full;
+// doors are not counted.
+func TestTrimToCap(t *testing.T) {
+	m, root, door := cappedRoot(t, 2)
+	for p, ms := range map[peer.ID]int{"a1": 3, "a2": 1, "r": 5, "b0": 50, "b1": 50} {
+		m.ObserveRTT(p, time.Duration(ms)*time.Millisecond)
+	}
 	m.Publish(root, 1, t0)
 	r := m.Ready()
-	want := []peer.ID{"a1", "a2", doors[0]}
+	want := []peer.ID{"a1", "a2", door}
 	slices.Sort(want)
 	got := payloadsTo(r)
 	slices.Sort(got)
@@ -113,17 +119,7 @@ func TestTrimToCap(t *testing.T) {
 // A door's GRAFT is taken however many own-org children a peer has: refusing it would send its
 // org's entry two cross-org hops away, and Doors bounds those links already.
 func TestDoorGraftNotCapped(t *testing.T) {
-	cfg := allEager()
-	cfg.MaxEager = 1
-	v := testView()
-	root := ID{Channel: "c", Root: "a0"}
-	m := newMachine(t, cfg, "a0", v)
-	var door peer.ID
-	for _, c := range Candidates(viewFor(v, "a0"), "c", cfg.Doors) {
-		if c.CrossOrg {
-			door = c.ID
-		}
-	}
+	m, root, door := cappedRoot(t, 1)
 	m.Publish(root, 1, t0)
 	m.Ready()
 	m.Prune(door, root, false, t0)
