@@ -287,8 +287,11 @@ func (t *tree) children(parent peer.ID) []int {
 // cross-org hop). It keeps first the links grafted within PruneGuard (the grafter just chose
 // us), then the others nearest first.
 func (m *Machine) trim(t *tree, parent peer.ID, now time.Time) {
+	if m.cfg.MaxEager == 0 || t.eagerCount() <= m.cfg.MaxEager {
+		return // the common case, on every payload: no children to list
+	}
 	kids := t.children(parent)
-	if m.cfg.MaxEager == 0 || len(kids) <= m.cfg.MaxEager {
+	if len(kids) <= m.cfg.MaxEager {
 		return
 	}
 	rtt := func(i int) time.Duration {
