@@ -52,7 +52,12 @@ const propChunks = "fabgossip.chunks"
 
 // Chunk frame and request bounds.
 const (
-	chunkFrameBytes  = 1 << 20         // chunk data per push frame
+	// chunkFrameBytes is the chunk data a push frame carries (at least one
+	// chunk, so it is one 64 KiB chunk at the default size). A relay
+	// decodes a frame only once all of it arrived, so this, and not the
+	// chunk size alone, is what each hop adds to a large block's path: at
+	// 1 MiB, 84 ms per hop at 100 Mbit/s against 5 ms at 64 KiB.
+	chunkFrameBytes  = 64 << 10
 	chunkPumpBytes   = 4 << 20         // chunk data per target per pump call, before others get a turn
 	chunkTargetStuck = 2 * time.Second // a target whose queue stays full this long is dropped, to repair by pull
 	chunkRetry       = 5 * time.Millisecond
