@@ -180,3 +180,51 @@ func TestPruneStopsChunks(t *testing.T) {
 		t.Error("the pruning peer lost the chunks of another tree's block")
 	}
 }
+
+// TestChunkFramesCutThrough: a relay hands its targets chunk frames of at
+// most chunkFrameBytes (one 64 KiB chunk at the default size, several
+// smaller ones), every held chunk once per target, in index order, so a
+// hop forwards a block chunk by chunk and not per 1 MiB.
+func TestChunkFramesCutThrough(t *testing.T) {
+	for _, tc := range []struct {
+		chunkSize uint32
+		perFrame  int
+	}{{64 << 10, 1}, {16 << 10, 4}} {
+		data := bytes.Repeat([]byte{7}, 300<<10)
+		com, err := chunk.Commit(data, tc.chunkSize, chunk.DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		asm, err := chunk.NewAssembly(com)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range com.Count() {
+			lo := i * int(tc.chunkSize)
+			if _, err := asm.Add(i, data[lo:min(lo+int(tc.chunkSize), len(data))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c := newChunkedBlock("ch", 1, []byte("h"), asm, "")
+		c.targets["p"] = &chunkTarget{sent: make([]uint64, (com.Count()+63)/64)}
+		frames := (&Node{}).chunkFrames(&channelState{name: "ch"}, c)
+		next := 0
+		for _, f := range frames {
+			if n := frameBytes(f.b); n > chunkFrameBytes {
+				t.Fatalf("chunk size %d: a frame carries %d bytes, over %d", tc.chunkSize, n, chunkFrameBytes)
+			}
+			if len(f.idx) > tc.perFrame {
+				t.Fatalf("chunk size %d: a frame carries %d chunks, want at most %d", tc.chunkSize, len(f.idx), tc.perFrame)
+			}
+			for _, i := range f.idx {
+				if i != next {
+					t.Fatalf("chunk size %d: chunk %d sent where %d was due", tc.chunkSize, i, next)
+				}
+				next++
+			}
+		}
+		if next != com.Count() {
+			t.Fatalf("chunk size %d: %d of %d chunks sent", tc.chunkSize, next, com.Count())
+		}
+	}
+}
