@@ -305,10 +305,13 @@ func TestChunkRepairResumes(t *testing.T) {
 // TestChunkedGraftSendsChunks: a peer that loses every pushed copy of a
 // chunked header grafts it from an announcer (a lazy link, which pushed it
 // nothing of the block before), and the graft's answer brings every chunk
-// after the header.
+// after the header. The answering peer is the one that sends the header
+// after the GRAFT: an announcer at its MaxEager cap refuses, and the peer
+// grafts the next.
 func TestChunkedGraftSendsChunks(t *testing.T) {
 	var mu sync.Mutex
-	var graftee peer.ID              // whom the peer grafted
+	var grafting bool                // the peer sent a GRAFT
+	var graftee peer.ID              // who answered a GRAFT with the header (one at its cap refuses)
 	fromGraftee := map[uint32]bool{} // chunks it then pushed
 	grafted := func() (peer.ID, bool) {
 		mu.Lock()
@@ -328,12 +331,21 @@ func TestChunkedGraftSendsChunks(t *testing.T) {
 				if !ok && len(b.GetEnvelopes()) > 0 {
 					var kept []*wire.Envelope
 					for _, env := range b.GetEnvelopes() {
-						if _, num, ok := node.PeekBlock(env); ok && num == 0 {
-							continue // the header, before this peer grafted it
+						if _, num, isBlock := node.PeekBlock(env); isBlock && num == 0 {
+							mu.Lock()
+							if grafting && graftee == "" {
+								graftee = from // the answer to a graft
+							}
+							answered := graftee == from
+							mu.Unlock()
+							if !answered {
+								continue // the header, before this peer grafted it
+							}
 						}
 						kept = append(kept, env)
 					}
 					b = &wire.Batch{Envelopes: kept, Control: b.Control, Chunks: b.Chunks}
+					g, ok = grafted()
 				}
 				if ok && from == g {
 					mu.Lock()
@@ -350,9 +362,7 @@ func TestChunkedGraftSendsChunks(t *testing.T) {
 				for _, ctl := range b.GetControl() {
 					if len(ctl.GetGraft()) > 0 {
 						mu.Lock()
-						if graftee == "" {
-							graftee = to
-						}
+						grafting = true
 						mu.Unlock()
 					}
 				}
