@@ -161,6 +161,13 @@ func TestBlockCompletedOnceWhenWhole(t *testing.T) {
 		nextBlock(t, who, subs[p.Index])
 		nextBlock(t, who, subs[p.Index])
 		tl := tallies[p.Index]
+		// BlockCompleted is called once the block is whole, outside the
+		// channel's lock, so it may follow the delivery by a moment.
+		waitFor(t, who+"'s completion", func() bool {
+			tl.mu.Lock()
+			defer tl.mu.Unlock()
+			return len(tl.completed[0]) > 0
+		})
 		tl.mu.Lock()
 		if h := tl.accepted[0]; !h.Chunked || h.Data != nil {
 			t.Errorf("%s: chunked header accepted as Chunked=%v with %d bytes, want Chunked and no data", who, h.Chunked, len(h.Data))
