@@ -28,7 +28,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	idle := fs.Duration("idle", 0, "idle window before publishing, for idle control traffic (default: the scale's)")
 	external := fs.Int("external", 0, "external peers per org (default 2)")
 	crash := fs.Float64("crash", 0, "crash this fraction of the peers (e.g. 0.1) once every channel has published half of its blocks: never a publisher, a curious non-member or an org's last external peer (0 is off)")
-	network := fs.String("network", bench.NetworkMock, "mock (a mocknet with the latency profile, on its links: a stream's writes go one per one-way latency), pipe (the same latencies, applied per stream on the reading side: a pipe, as testnet --wan) or tcp (real libp2p hosts on loopback TCP, no emulated latency; S or quick only)")
+	network := fs.String("network", bench.NetworkPipe, "pipe (a mocknet, the latency profile applied per stream on the reading side: a pipe, as testnet --wan), mock (the same latencies on the mocknet's links: a stream's writes go one per one-way latency, the default before 2026-12-07) or tcp (real libp2p hosts on loopback TCP, no emulated latency; S or quick only)")
 	render := fs.String("render", "", "print the report saved with --json to this file, without running anything")
 	verbose := fs.Bool("verbose", false, "print the whole report: per-seed and per-channel tables and the notes (the JSON always has everything)")
 	plot := fs.String("plot", "", "also write an SVG plot of the T_full distribution per system to this file (with --render: of the saved report)")
@@ -45,7 +45,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			"non-zero if a system's run failed, or fabgossip leaked or missed a block.\n" +
 			"Progress goes to stderr.\n" +
 			"--network tcp runs every host on real loopback TCP instead (no emulated latency);\n" +
-			"--network pipe applies the latencies per stream, so writes never queue behind them;\n" +
+			"--network mock puts the latencies on the mocknet's links (one write per latency);\n" +
 			"--egress-mbps gives every host one egress token bucket; --loss drops frames at random.",
 		example: "fabgossip bench --quick\n" +
 			"fabgossip bench --scale S --sizes 131072 --seeds 1 --blocks 100 --json S.json\n" +

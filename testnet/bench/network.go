@@ -19,21 +19,23 @@ import (
 
 // Network modes (Options.Network).
 const (
-	// NetworkMock is the default: every host on a libp2p mocknet, links
-	// with the latency profile (IntraOrgLatency, InterOrgLatency).
+	// NetworkMock is every host on a libp2p mocknet, links with the
+	// latency profile (IntraOrgLatency, InterOrgLatency). It was the
+	// default until 2026-12-07; see NetworkPipe for why it no longer is.
 	NetworkMock = "mock"
 	// NetworkTCP is real libp2p hosts on loopback TCP
 	// (testnet.NewLoopbackHost): every byte goes through the kernel, TLS or
 	// Noise and yamux, a CPU-realistic check. There is no emulated latency.
 	NetworkTCP = "tcp"
-	// NetworkPipe is the mocknet of NetworkMock with the latency profile
+	// NetworkPipe, the default, is the mocknet of NetworkMock with the latency profile
 	// applied on each stream's reading side instead (shape.Delay, as the
 	// testnet's --wan does): a stream is a pipe of that latency. A mocknet
 	// link's own latency holds every write of a stream until the one before
 	// it has arrived, so a stream carries one write per one-way latency: on a
 	// 25 ms link, a frame queued behind another waits 25 ms more, which no
-	// real link does. NetworkMock keeps that model, so that its figures stay
-	// comparable with earlier runs.
+	// real link does, and an egress limiter's 16 KiB writes each pay it.
+	// NetworkMock keeps that model, so that earlier figures can be
+	// reproduced.
 	NetworkPipe = "pipe"
 )
 
@@ -46,7 +48,7 @@ const tcpLatency = "real loopback TCP (libp2p hosts on 127.0.0.1, TCP only, defa
 // checkNetwork fills in o's default network and checks the network options.
 func checkNetwork(o *Options) error {
 	if o.Network == "" {
-		o.Network = NetworkMock
+		o.Network = NetworkPipe
 	}
 	switch o.Network {
 	case NetworkMock, NetworkPipe:

@@ -103,8 +103,8 @@ func TestOptionsCheckTheNetwork(t *testing.T) {
 		}
 	}
 	o, err := (Options{Scale: ScaleQuick}).withDefaults()
-	if err != nil || o.Network != NetworkMock {
-		t.Errorf("default network %q, %v; want %q", o.Network, err, NetworkMock)
+	if err != nil || o.Network != NetworkPipe {
+		t.Errorf("default network %q, %v; want %q", o.Network, err, NetworkPipe)
 	}
 }
 

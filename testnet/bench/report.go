@@ -190,7 +190,7 @@ type Workload struct {
 	Systems       []string `json:"systems"`
 	// CrashFraction is Options.CrashFraction, 0 for no crash fault.
 	CrashFraction float64 `json:"crash_fraction,omitempty"`
-	// Network is NetworkMock or NetworkTCP; EgressMbps is the per-host
+	// Network is NetworkPipe, NetworkMock or NetworkTCP; EgressMbps is the per-host
 	// egress limit in Mbit/s, 0 for none.
 	Network    string  `json:"network"`
 	EgressMbps float64 `json:"egress_mbps"`
