@@ -50,6 +50,7 @@ func (r *recorder) Received(from peer.ID, env *wire.Envelope) {
 	root := r.root()
 	root.mu.Lock()
 	defer root.mu.Unlock()
+	env = proto.Clone(env).(*wire.Envelope) // valid only during the call: a given-back frame's memory is reused
 	root.envs = append(root.envs, received{to: r.self, from: from, env: env})
 	var m wire.Message
 	if proto.Unmarshal(env.GetPayload(), &m) == nil && m.GetBlock() != nil {
