@@ -132,14 +132,23 @@ func decodeSecretEnvelopeInPlace(body []byte) (*wire.SecretEnvelope, bool) {
 // body (capped). Each field at most once, with its declared type, and a
 // UTF-8 channel; anything else sends the batch to the generic path.
 func decodeBlockChunkInPlace(body []byte, c *wire.BlockChunk) bool {
-	var seen [6]bool
+	var seen [7]bool
 	for len(body) > 0 {
 		num, typ, k := protowire.ConsumeTag(body)
-		if k < 0 || num < 1 || num > 5 || seen[num] {
+		if k < 0 || num < 1 || num > 6 || seen[num] {
 			return false
 		}
 		seen[num] = true
 		body = body[k:]
+		if num == 6 { // relay
+			x, m := protowire.ConsumeVarint(body)
+			if typ != protowire.VarintType || m < 0 {
+				return false
+			}
+			c.Relay = x != 0
+			body = body[m:]
+			continue
+		}
 		varint := num == 2 || num == 4
 		if varint {
 			if typ != protowire.VarintType {

@@ -49,6 +49,7 @@ func TestDecodeBatch(t *testing.T) {
 		},
 		Chunks: []*wire.BlockChunk{
 			{Channel: "ch", Number: 3, BlockHash: []byte("hash"), Index: 7, Data: []byte("chunk data")},
+			{Channel: "ch", Number: 3, BlockHash: []byte("hash"), Index: 8, Data: []byte("relayed"), Relay: true},
 			{},
 		},
 	}
@@ -77,6 +78,8 @@ func TestDecodeBatch(t *testing.T) {
 	// A chunk whose index is given twice, and one with an unknown field.
 	chunkTwice := field(nil, 3, varintField(varintField(nil, 4, 1), 4, 2))
 	chunkUnknown := field(nil, 3, varintField(nil, 9, 1))
+	// A relay flag as bytes: the wrong wire type.
+	relayBytes := field(nil, 3, field(nil, 6, []byte{1}))
 
 	cases := []struct {
 		name    string
@@ -92,6 +95,7 @@ func TestDecodeBatch(t *testing.T) {
 		{"envelope with the wrong wire type", wrongType, false},
 		{"chunk field repeated", chunkTwice, false},
 		{"chunk unknown field", chunkUnknown, false},
+		{"chunk relay with the wrong wire type", relayBytes, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

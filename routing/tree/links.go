@@ -136,3 +136,63 @@ func mix(x uint64) uint64 {
 	x *= 0x94d049bb133111eb
 	return x ^ (x >> 31)
 }
+
+// DoorPairs returns the doors between orgs a and b of channel as Candidates pairs them: pair i
+// links a's i-th external eligible peer with b's, for i < min(doors, the longer list), the
+// shorter list wrapping. v.Self counts as a member of its org when it is external and in
+// channel. Every peer computes the same pairs from the same view, so a chunk can be assigned one
+// door of each pair of orgs without asking anyone.
+func DoorPairs(v routing.View, channel, a, b string, doors int) [][2]peer.ID {
+	own, other := orgExternals(v, channel, a), orgExternals(v, channel, b)
+	if a == b || len(own) == 0 || len(other) == 0 || doors <= 0 {
+		return nil
+	}
+	out := make([][2]peer.ID, 0, min(doors, max(len(own), len(other))))
+	for i := range cap(out) {
+		out = append(out, [2]peer.ID{own[i%len(own)], other[i%len(other)]})
+	}
+	return out
+}
+
+// orgExternals returns org's external eligible peers of channel in door order.
+func orgExternals(v routing.View, channel, org string) []peer.ID {
+	if !v.OrgInChannel(org, channel) {
+		return nil
+	}
+	var ids []peer.ID
+	if s := v.Self; s.ID != "" && s.Org == org && s.External && s.Channels[channel] {
+		ids = append(ids, s.ID)
+	}
+	eligible := routing.And(routing.SameOrg(org), routing.External(), routing.Eligible(v, channel))
+	for _, m := range v.Members {
+		if m.ID != "" && m.ID != v.Self.ID && m.Org == org && m.External && eligible(m) {
+			ids = append(ids, m.ID)
+		}
+	}
+	return byDoorHash(channel, ids)
+}
+
+// ChunkOrgs returns the orgs that org forwards a large block's chunks to, when the block was
+// published in root: the channel's orgs with external eligible peers form a tree of fan-out
+// fanout, root first and the others ordered by a hash of channel, root and org, and each org
+// forwards to its children in it. So no org sends a block to every other org (its doors would
+// need one copy per org), and each org is at most about log(orgs) door hops from root. It
+// returns nil for an org that is not in the tree.
+func ChunkOrgs(v routing.View, channel, root, org string, fanout int) []string {
+	var orgs []string
+	for _, o := range v.ChannelOrgs[channel] {
+		if o != root && len(orgExternals(v, channel, o)) > 0 {
+			orgs = append(orgs, o)
+		}
+	}
+	slices.SortFunc(orgs, func(a, b string) int {
+		return cmp.Or(cmp.Compare(hashStrings(channel, root, a), hashStrings(channel, root, b)), cmp.Compare(a, b))
+	})
+	orgs = slices.Insert(slices.Compact(orgs), 0, root)
+	i := slices.Index(orgs, org)
+	if i < 0 || fanout <= 0 {
+		return nil
+	}
+	first := min(i*fanout+1, len(orgs))
+	return orgs[first:min(first+fanout, len(orgs))]
+}

@@ -406,6 +406,7 @@ type BlockChunk struct {
 	BlockHash     []byte                 `protobuf:"bytes,3,opt,name=block_hash,json=blockHash,proto3" json:"block_hash,omitempty"`
 	Index         uint32                 `protobuf:"varint,4,opt,name=index,proto3" json:"index,omitempty"`
 	Data          []byte                 `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"`
+	Relay         bool                   `protobuf:"varint,6,opt,name=relay,proto3" json:"relay,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -473,6 +474,13 @@ func (x *BlockChunk) GetData() []byte {
 		return x.Data
 	}
 	return nil
+}
+
+func (x *BlockChunk) GetRelay() bool {
+	if x != nil {
+		return x.Relay
+	}
+	return false
 }
 
 type Property struct {
@@ -1913,7 +1921,7 @@ const file_wire_proto_rawDesc = "" +
 	"chunk_size\x18\t \x01(\rR\tchunkSize\x12\x1b\n" +
 	"\tdata_size\x18\n" +
 	" \x01(\x04R\bdataSize\x12!\n" +
-	"\fchunk_hashes\x18\v \x03(\fR\vchunkHashes\"\x87\x01\n" +
+	"\fchunk_hashes\x18\v \x03(\fR\vchunkHashes\"\x9d\x01\n" +
 	"\n" +
 	"BlockChunk\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12\x16\n" +
@@ -1921,7 +1929,8 @@ const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"block_hash\x18\x03 \x01(\fR\tblockHash\x12\x14\n" +
 	"\x05index\x18\x04 \x01(\rR\x05index\x12\x12\n" +
-	"\x04data\x18\x05 \x01(\fR\x04data\"2\n" +
+	"\x04data\x18\x05 \x01(\fR\x04data\x12\x14\n" +
+	"\x05relay\x18\x06 \x01(\bR\x05relay\"2\n" +
 	"\bProperty\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"\xf9\x01\n" +
