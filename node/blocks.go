@@ -88,6 +88,7 @@ func (n *Node) handleBlock(from peer.ID, env *wire.Envelope, msg *wire.Block, vi
 		}
 		asm, _ := chunk.NewAssembly(commitment) // valid: cannot fail
 		b.chunks = newChunkedBlock(ch, msg.GetNumber(), b.hash, asm, from)
+		b.chunks.org = org
 		b.chunks.reserved = true
 		if via != ViaPull {
 			b.chunks.progress = b.at // a pulled header repairs at once: its sender holds the block
@@ -127,6 +128,10 @@ func (n *Node) handleBlock(from peer.ID, env *wire.Envelope, msg *wire.Block, vi
 		n.step(func(m *tree.Machine, now time.Time) {
 			m.Payload(link, tree.ID{Channel: ch, Root: publisher}, msg.GetNumber(), true, now)
 		})
+		if b.chunks != nil {
+			n.stripeNew(cs, b.chunks, false)
+			n.applyEarly(ch, msg.GetNumber(), b.hash)
+		}
 		return true
 	}
 	n.emit(outMsg{

@@ -57,7 +57,7 @@ const (
 	// decodes a frame only once all of it arrived, so this, and not the
 	// chunk size alone, is what each hop adds to a large block's path: at
 	// 1 MiB, 84 ms per hop at 100 Mbit/s against 5 ms at 64 KiB.
-	chunkFrameBytes  = 64 << 10
+	chunkFrameBytes  = 32 << 10
 	chunkPumpBytes   = 4 << 20         // chunk data per target per pump call, before others get a turn
 	chunkTargetStuck = 2 * time.Second // a target whose queue stays full this long is dropped, to repair by pull
 	chunkRetry       = 5 * time.Millisecond
@@ -92,13 +92,48 @@ type chunkedBlock struct {
 	repairing bool // a repair round is under way
 	reserved  bool // counted in the node's assemblies
 	targets   map[peer.ID]*chunkTarget
+	org       string    // the publisher's org
+	relays    []peer.ID // the stripe relays of the chunks that enter the org here (stripe.go), once one does
+	fanout    []peer.ID // the org's other members, to relay stripes to (but the asker), once asked to
 }
 
 // chunkTarget is one peer the block's chunks go to.
 type chunkTarget struct {
-	sent  []uint64  // bit i: chunk i handed to the transport for the peer
+	kind  targetKind
+	sent  []uint64  // bit i: chunk i handed to the transport for the peer, or not for it
 	low   int       // every chunk below it is sent
 	stuck time.Time // since when its queue refuses chunks; zero when it takes them
+}
+
+// targetKind says which of a block's chunks a target is sent.
+type targetKind uint8
+
+const (
+	// targetAll is sent every chunk: a peer this one sent the header to,
+	// in another org (or in any, without stripes).
+	targetAll targetKind = iota
+	// targetStripe is sent, with relay set, the chunks this peer, the
+	// block's entry into its org, stripes to it (stripe.go).
+	targetStripe
+	// targetFanout is sent the chunks this peer was asked to relay over
+	// its org.
+	targetFanout
+	// targetDoor is a door of another org, sent its share of the chunks of
+	// a block published in this peer's org.
+	targetDoor
+)
+
+// newTarget returns a target of kind for a block of count chunks: owed
+// every chunk, or (want false) none until cleared.
+func newTarget(kind targetKind, count int, want bool) *chunkTarget {
+	t := &chunkTarget{kind: kind, sent: make([]uint64, (count+63)/64)}
+	if !want {
+		for i := range count {
+			t.set(i)
+		}
+		t.low = count
+	}
+	return t
 }
 
 func newChunkedBlock(ch string, num uint64, hash []byte, asm *chunk.Assembly, from peer.ID) *chunkedBlock {
@@ -132,6 +167,7 @@ type chunkState struct {
 	count   int // assemblies under way
 	bytes   int // their data sizes
 	stalled map[*chunkedBlock]*channelState
+	early   earlyChunks // chunks that overtook their headers (stripe.go)
 	bell    chan struct{}
 }
 
@@ -222,8 +258,11 @@ func (n *Node) headerSent(to peer.ID, c *chunkedBlock) {
 	if cs == nil {
 		return
 	}
+	if n.stripedTo(to) {
+		return // its chunks come by the stripes over its org
+	}
 	cs.mu.Lock()
-	c.targets[to] = &chunkTarget{sent: make([]uint64, (c.asm.Commitment().Count()+63)/64)}
+	c.targets[to] = newTarget(targetAll, c.asm.Commitment().Count(), true)
 	cs.mu.Unlock()
 	n.pump(cs, c)
 }
@@ -243,7 +282,9 @@ func (n *Node) stopChunks(p peer.ID, id tree.ID) {
 	defer cs.mu.Unlock()
 	for _, b := range cs.ledger.blocks {
 		if b.chunks != nil && peer.ID(b.msg.GetPublisher()) == id.Root {
-			delete(b.chunks.targets, p)
+			if t := b.chunks.targets[p]; t != nil && t.kind == targetAll {
+				delete(b.chunks.targets, p) // stripes are not tree links
+			}
 		}
 	}
 }
@@ -345,7 +386,7 @@ func (n *Node) chunkFrames(cs *channelState, c *chunkedBlock) []chunkFrame {
 				out = append(out, chunkFrame{to: to, b: &wire.Batch{}})
 				f = &out[len(out)-1]
 			}
-			f.b.Chunks = append(f.b.Chunks, &wire.BlockChunk{Channel: c.ch, Number: c.num, BlockHash: c.hash, Index: uint32(i), Data: data})
+			f.b.Chunks = append(f.b.Chunks, &wire.BlockChunk{Channel: c.ch, Number: c.num, BlockHash: c.hash, Index: uint32(i), Data: data, Relay: t.kind == targetStripe})
 			f.idx = append(f.idx, i)
 			t.set(i)
 			if allSent {
@@ -383,7 +424,17 @@ func (n *Node) pumpStalled() bool {
 // handleChunks applies the chunks of a push frame from from, then forwards
 // what was added, per block.
 func (n *Node) handleChunks(from peer.ID, chunks []*wire.BlockChunk) {
+	n.countChunks(from, chunks)
 	n.applyChunks(from, chunks, false)
+}
+
+// countChunks counts and traces chunks as received from from, once: not
+// again when an early one is applied.
+func (n *Node) countChunks(from peer.ID, chunks []*wire.BlockChunk) {
+	for _, ck := range chunks {
+		n.metrics.received.WithLabelValues("chunk").Inc()
+		n.tracer.ChunkReceived(from, ck.GetChannel(), len(ck.GetData()))
+	}
 }
 
 // applyChunks is handleChunks for pushed or (pulled) repaired chunks. Only
@@ -401,8 +452,6 @@ func (n *Node) applyChunks(from peer.ID, chunks []*wire.BlockChunk, pulled bool)
 	}
 	var fwd []touched
 	for _, ck := range chunks {
-		n.metrics.received.WithLabelValues("chunk").Inc()
-		n.tracer.ChunkReceived(from, ck.GetChannel(), len(ck.GetData()))
 		cs := n.channel(ck.GetChannel())
 		if cs == nil {
 			n.drop("chunk", reasonNotInChannel, from)
@@ -412,7 +461,7 @@ func (n *Node) applyChunks(from peer.ID, chunks []*wire.BlockChunk, pulled bool)
 			n.drop("chunk", reason, from)
 			continue
 		}
-		c, ok := n.addChunk(cs, from, ck, pulled)
+		c, ok := n.addChunk(cs, v, from, ck, pulled)
 		if !ok {
 			continue
 		}
@@ -429,16 +478,22 @@ func (n *Node) applyChunks(from peer.ID, chunks []*wire.BlockChunk, pulled bool)
 
 // addChunk verifies and stores one chunk; it returns the block and whether
 // the chunk was new, to forward. A completed block is staged.
-func (n *Node) addChunk(cs *channelState, from peer.ID, ck *wire.BlockChunk, pulled bool) (*chunkedBlock, bool) {
+func (n *Node) addChunk(cs *channelState, v *nodeView, from peer.ID, ck *wire.BlockChunk, pulled bool) (*chunkedBlock, bool) {
 	cs.mu.Lock()
 	b := cs.ledger.blocks[ck.GetNumber()]
 	if !cs.activeLocked() || b == nil || b.chunks == nil || !bytes.Equal(b.chunks.hash, ck.GetBlockHash()) {
+		early := !pulled && n.striping() && cs.activeLocked() && cs.ledger.check(ck.GetNumber()) == nil
 		cs.mu.Unlock()
-		n.drop("chunk", reasonUnknownBlock, from)
+		if !early || !n.holdEarly(from, ck) {
+			n.drop("chunk", reasonUnknownBlock, from)
+		}
 		return nil, false
 	}
 	c := b.chunks
 	res, err := c.asm.Add(int(ck.GetIndex()), ck.GetData())
+	if (res == chunk.Added || res == chunk.Completed) && !pulled {
+		n.forwardLocked(cs, v, c, from, int(ck.GetIndex()), ck.GetRelay())
+	}
 	var broken []*block
 	if (res == chunk.Added || res == chunk.Completed) && !pulled {
 		c.progress = n.now()
@@ -506,6 +561,7 @@ func (n *Node) chunkLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		stalled := n.pumpStalled()
+		n.expireEarly()
 		n.repairChunks(ctx)
 		t.Stop()
 		select {

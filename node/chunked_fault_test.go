@@ -245,7 +245,12 @@ func TestAssembliesBounded(t *testing.T) {
 func TestChunkRepairResumes(t *testing.T) {
 	var mu sync.Mutex
 	asked := map[uint32]int{} // chunk index: times the lossy peer's repair asked for it
-	c := startCluster(t, oneOrg(4), testnet.Options{Seed: 44, NodeOptions: func(p *testnet.Peer) []node.Option {
+	// Without stripes, the peers it asks hold every chunk: with them, the
+	// lossy peer may be the relay of chunks it drops, which every peer then
+	// repairs (TestStripeLossyRelay).
+	cfg := node.LocalConfig()
+	cfg.ChunkStripes = false
+	c := startCluster(t, oneOrg(4), testnet.Options{Seed: 44, Config: &cfg, NodeOptions: func(p *testnet.Peer) []node.Option {
 		if p.Index != 3 {
 			return nil
 		}
@@ -279,7 +284,8 @@ func TestChunkRepairResumes(t *testing.T) {
 	}})
 	subs := joinAll(t, c, "ch")
 	waitConverged(t, c, "ch")
-	data := randomData(9, 3<<20+100) // 49 chunks: 24 odd
+	const count = 49 // 24 odd
+	data := randomData(9, (count-1)*chunk.DefaultChunkSize+100)
 	want, err := c.Peers[0].Publish(context.Background(), "ch", data)
 	if err != nil {
 		t.Fatal(err)
@@ -290,7 +296,7 @@ func TestChunkRepairResumes(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	for i := uint32(1); i < 49; i += 2 {
+	for i := uint32(1); i < count; i += 2 {
 		if asked[i] != 1 {
 			t.Fatalf("the repair asked for odd chunk %d %d times, want once", i, asked[i])
 		}
@@ -302,8 +308,8 @@ func TestChunkRepairResumes(t *testing.T) {
 	}
 }
 
-// TestChunkedGraftSendsChunks: a peer that loses every pushed copy of a
-// chunked header grafts it from an announcer (a lazy link, which pushed it
+// TestChunkedGraftSendsChunks: without stripes, a peer that loses every
+// pushed copy of a chunked header grafts it from an announcer (a lazy link, which pushed it
 // nothing of the block before), and the graft's answer brings every chunk
 // after the header. The answering peer is the one that sends the header
 // after the GRAFT: an announcer at its MaxEager cap refuses, and the peer
@@ -320,6 +326,7 @@ func TestChunkedGraftSendsChunks(t *testing.T) {
 	}
 	cfg := node.LocalConfig()
 	cfg.PullInterval = time.Minute // the header comes by graft, not by a pull that a slow run lets win
+	cfg.ChunkStripes = false       // chunks follow the header (with stripes, they come by the org's stripes)
 	c := startCluster(t, oneOrg(7), testnet.Options{Seed: 47, Config: &cfg, NodeOptions: func(p *testnet.Peer) []node.Option {
 		if p.Index != 6 {
 			return nil
@@ -372,7 +379,8 @@ func TestChunkedGraftSendsChunks(t *testing.T) {
 	}})
 	subs := joinAll(t, c, "ch")
 	waitConverged(t, c, "ch")
-	data := randomData(5, 2<<20) // 32 chunks
+	const count = 32
+	data := randomData(5, count*chunk.DefaultChunkSize)
 	if _, err := c.Peers[0].Publish(context.Background(), "ch", data); err != nil {
 		t.Fatal(err)
 	}
@@ -386,6 +394,6 @@ func TestChunkedGraftSendsChunks(t *testing.T) {
 	waitFor(t, "every chunk from the grafted peer", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(fromGraftee) == 32
+		return len(fromGraftee) == count
 	})
 }

@@ -182,14 +182,15 @@ func TestPruneStopsChunks(t *testing.T) {
 }
 
 // TestChunkFramesCutThrough: a relay hands its targets chunk frames of at
-// most chunkFrameBytes (one 64 KiB chunk at the default size, several
-// smaller ones), every held chunk once per target, in index order, so a
-// hop forwards a block chunk by chunk and not per 1 MiB.
+// most chunkFrameBytes (one 32 KiB chunk at the default size, several
+// smaller ones, and one larger chunk alone), every held chunk once per
+// target, in index order, so a hop forwards a block chunk by chunk and not
+// per 1 MiB.
 func TestChunkFramesCutThrough(t *testing.T) {
 	for _, tc := range []struct {
 		chunkSize uint32
 		perFrame  int
-	}{{64 << 10, 1}, {16 << 10, 4}} {
+	}{{32 << 10, 1}, {64 << 10, 1}, {16 << 10, 2}} {
 		data := bytes.Repeat([]byte{7}, 300<<10)
 		com, err := chunk.Commit(data, tc.chunkSize, chunk.DefaultLimits())
 		if err != nil {
@@ -210,8 +211,8 @@ func TestChunkFramesCutThrough(t *testing.T) {
 		frames := (&Node{}).chunkFrames(&channelState{name: "ch"}, c)
 		next := 0
 		for _, f := range frames {
-			if n := frameBytes(f.b); n > chunkFrameBytes {
-				t.Fatalf("chunk size %d: a frame carries %d bytes, over %d", tc.chunkSize, n, chunkFrameBytes)
+			if n := frameBytes(f.b); n > max(chunkFrameBytes, int(tc.chunkSize)) {
+				t.Fatalf("chunk size %d: a frame carries %d bytes, over %d", tc.chunkSize, n, max(chunkFrameBytes, int(tc.chunkSize)))
 			}
 			if len(f.idx) > tc.perFrame {
 				t.Fatalf("chunk size %d: a frame carries %d chunks, want at most %d", tc.chunkSize, len(f.idx), tc.perFrame)

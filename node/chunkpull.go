@@ -128,6 +128,7 @@ func (n *Node) pullChunks(ctx context.Context, p peer.ID, c *chunkedBlock, rs []
 			return 0
 		}
 	}
+	n.countChunks(p, chunks)
 	return n.applyChunks(p, chunks, true)
 }
 

@@ -119,6 +119,12 @@ type Config struct {
 	// ranges, from peers that hold them (resumable: each round asks only
 	// for what is still missing). A header accepted by pull asks at once.
 	ChunkRepairAfter time.Duration
+	// ChunkStripes stripes a chunked block's chunks over each org (with
+	// DisseminationTree): the block's entry into the org sends each chunk
+	// to one member, which relays it to the rest, so every peer sends
+	// about one copy rather than one per eager child (stripe.go). Off,
+	// the chunks follow the header along the tree.
+	ChunkStripes bool
 
 	// Dissemination says how blocks are pushed: DisseminationTree (the
 	// default) along an eager tree per (channel, publisher) with lazy
@@ -170,6 +176,7 @@ func DefaultConfig() Config {
 		MaxAssemblyBytes:           128 << 20,
 		MaxChunkedWindowBytes:      64 << 20,
 		ChunkRepairAfter:           time.Second,
+		ChunkStripes:               true,
 		Dissemination:              DisseminationTree,
 		Tree:                       tree.DefaultConfig(),
 	}

@@ -20,6 +20,8 @@ type metrics struct {
 	peers           *prometheus.GaugeVec   // live peers by org
 	treePayloads    prometheus.Counter
 	treeControl     *prometheus.CounterVec // by kind
+	stripes         prometheus.Counter
+	earlyChunks     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -68,6 +70,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		treeControl: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fabgossip_tree_control_sent_total", Help: "Tree control entries sent, by kind (ihave, graft, prune).",
 		}, []string{"kind"}),
+		stripes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fabgossip_chunk_stripes_total", Help: "Chunked blocks this peer striped over its org, as their entry into it.",
+		}),
+		earlyChunks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fabgossip_chunks_early_total", Help: "Chunks held because they arrived before their block's header.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
@@ -75,6 +83,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, c := range []prometheus.Collector{
 		m.batchesSent, m.sendErrors, m.received, m.dropped, m.duplicates, m.blocksDelivered, m.deliveryLatency,
 		m.blocksAccepted, m.pullRounds, m.storeErrors, m.handshakes, m.peers, m.treePayloads, m.treeControl,
+		m.stripes, m.earlyChunks,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -85,6 +85,7 @@ func (n *Node) Publish(ctx context.Context, ch string, data []byte) (Block, erro
 		b := &block{env: env, msg: msg, hash: BlockHash(msg), size: envSize(env), at: n.now(), done: make(chan error, 1)}
 		if whole != nil {
 			b.chunks = newChunkedBlock(ch, num, b.hash, whole, "")
+			b.chunks.org = n.org
 		}
 
 		if err := n.stillPublishable(ch, cs); err != nil {
@@ -114,6 +115,9 @@ func (n *Node) Publish(ctx context.Context, ch string, data []byte) (Block, erro
 		n.tracer.BlockAccepted(pb, n.self, ViaPublish)
 		if n.tree != nil {
 			n.step(func(m *tree.Machine, now time.Time) { m.Publish(tree.ID{Channel: ch, Root: n.self}, num, now) })
+			if b.chunks != nil {
+				n.stripeNew(cs, b.chunks, true)
+			}
 			return pb, nil
 		}
 		n.emit(outMsg{

@@ -43,7 +43,7 @@ const (
 // hop adds a chunk's transfer time (5 ms for 64 KiB at 100 Mbit/s, 21 ms
 // for 256 KiB), while each chunk costs 32 bytes of header (32 KiB for a
 // 64 MiB block at 64 KiB) and one message.
-const DefaultChunkSize = 64 << 10
+const DefaultChunkSize = 32 << 10
 
 // Limits bound what a chunked header may claim. They are checked on the
 // header's numbers before anything proportional to them is allocated or
