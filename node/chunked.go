@@ -29,12 +29,13 @@ import (
 //   - A chunk is taken only for a held header with its block hash; Add
 //     verifies it, and a refusal counts against the sender. The block is
 //     staged (persisted, delivered in order, once) when it completes.
-//   - Forwarding follows the header: every peer this one sent the header
-//     to (tree payload, graft answer, Fabric push) becomes a target of the
-//     block's chunks, and each chunk goes to every target as soon as it is
-//     held, straight to the transport (cut-through, no emitter wait). A
-//     target whose send queue is full is retried shortly; one that stays
-//     full is dropped and repairs by pull.
+//   - Forwarding: with stripes (stripe.go, the tree's default) the chunks
+//     take paths of their own; without, every peer this one sent the
+//     header to (tree payload, graft answer, Fabric push) becomes a target
+//     of every chunk. Either way each chunk goes to its targets as soon as
+//     it is held, straight to the transport (cut-through, no emitter
+//     wait). A target whose send queue is full is retried shortly; one
+//     that stays full is dropped and repairs by pull.
 //   - Repair: a block that gets no chunk for Config.ChunkRepairAfter pulls
 //     its Missing ranges from peers that hold the block (chunk.Assign over
 //     the header's sender and peers whose height is past it), a bounded
@@ -482,9 +483,11 @@ func (n *Node) addChunk(cs *channelState, v *nodeView, from peer.ID, ck *wire.Bl
 	cs.mu.Lock()
 	b := cs.ledger.blocks[ck.GetNumber()]
 	if !cs.activeLocked() || b == nil || b.chunks == nil || !bytes.Equal(b.chunks.hash, ck.GetBlockHash()) {
-		early := !pulled && n.striping() && cs.activeLocked() && cs.ledger.check(ck.GetNumber()) == nil
+		// Held under cs.mu: a header accepted meanwhile takes it with the
+		// rest (applyEarly runs after the header is in the ledger).
+		held := !pulled && n.striping() && cs.activeLocked() && cs.ledger.check(ck.GetNumber()) == nil && n.holdEarly(from, ck)
 		cs.mu.Unlock()
-		if !early || !n.holdEarly(from, ck) {
+		if !held {
 			n.drop("chunk", reasonUnknownBlock, from)
 		}
 		return nil, false

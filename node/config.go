@@ -84,8 +84,8 @@ type Config struct {
 	MaxBlockBytes int
 	// ChunkThreshold is the data size above which Publish cuts a block into
 	// chunks (issue #15): a signed header committing to ChunkSize chunks,
-	// which travel unsigned, are checked on arrival and relayed along the
-	// tree as each arrives. Blocks up to it keep the single-frame path, byte
+	// which travel unsigned, are checked on arrival and relayed as each
+	// arrives (by stripes, ChunkStripes). Blocks up to it keep the single-frame path, byte
 	// for byte. 0 turns chunking off (MaxBlockBytes then stays below a
 	// frame). Every peer takes chunked blocks whatever its own threshold,
 	// and announces that in its StateInfo; a publisher sends chunked
@@ -98,8 +98,10 @@ type Config struct {
 	// chunk.DefaultMinChunkSize (16 KiB) to chunk.DefaultMaxChunkSize
 	// (1 MiB): smaller cuts the delay each hop adds (it forwards a chunk
 	// once it holds all of it), larger costs fewer messages and header
-	// bytes (32 per chunk). The default, 64 KiB, was measured in
-	// node/chunk's benchmarks.
+	// bytes (32 per chunk). The default, 32 KiB, was measured on the
+	// bench at 1 MiB under a 100 Mbit/s egress limit, with stripes: a
+	// relay sends each chunk to the rest of its org, so the chunk size is
+	// that fan-out's tail (BENCHMARKS.md, "Stripes").
 	ChunkSize int
 	// MaxAssemblies and MaxAssemblyBytes cap the chunked blocks this peer
 	// assembles at once, in count and in data bytes (each holds its whole

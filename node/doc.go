@@ -31,10 +31,12 @@
 // Subscribe delivers every block exactly once and in order.
 //
 // Large blocks. Data over Config.ChunkThreshold is published as a signed
-// header committing to fixed-size chunks (package chunk); the chunks follow
-// the header to every peer it went to, each verified on arrival and
-// relayed at once, and missing ones are pulled by ranges (chunked.go,
-// chunkpull.go). Such a block is delivered, like any other, once complete.
+// header committing to fixed-size chunks (package chunk); with the tree the
+// chunks are striped over each org and along a tree of orgs, so that every
+// peer sends about one copy (stripe.go), else they follow the header; each
+// is verified on arrival and relayed at once, and missing ones are pulled
+// by ranges (chunked.go, chunkpull.go). Such a block is delivered, like any
+// other, once complete.
 //
 // Everything a Node starts is stopped and waited for by Close.
 package node

@@ -71,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "fabgossip_tree_control_sent_total", Help: "Tree control entries sent, by kind (ihave, graft, prune).",
 		}, []string{"kind"}),
 		stripes: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "fabgossip_chunk_stripes_total", Help: "Chunked blocks this peer striped over its org, as their entry into it.",
+			Name: "fabgossip_chunk_stripes_total", Help: "Chunked blocks this peer published and striped over its org.",
 		}),
 		earlyChunks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fabgossip_chunks_early_total", Help: "Chunks held because they arrived before their block's header.",

@@ -56,6 +56,9 @@ const (
 	earlyTTL          = time.Second // an early chunk whose header does not come by then is dropped
 	earlyMaxBytes     = 16 << 20    // early chunk data held in all
 	earlyMaxPerSender = 4 << 20     // early chunk data held from one sender
+	// earlyOverhead is what an early chunk is counted for besides its data
+	// and hash: its entry, so that a flood of tiny chunks is bounded too.
+	earlyOverhead = 128
 )
 
 // earlyChunk is a chunk that arrived before its block's header.
@@ -77,6 +80,16 @@ type earlyChunks struct {
 	byBlock  map[earlyKey][]earlyChunk
 	bytes    int
 	bySender map[peer.ID]int
+	// order is the blocks in the order their first early chunk came, so
+	// that expiry looks only at the oldest: an entry whose block was taken
+	// (or taken and held again since) is skipped when it comes up.
+	order []earlyAt
+}
+
+// earlyAt is when block key's first early chunk came.
+type earlyAt struct {
+	key earlyKey
+	at  time.Time
 }
 
 // striping reports whether chunked blocks are striped over each org.
@@ -87,15 +100,15 @@ func (n *Node) striping() bool { return n.cfg.ChunkStripes && n.tree != nil }
 // the header's path carries no chunks.
 func (n *Node) stripedTo(peer.ID) bool { return n.striping() }
 
-// orgPeersLocked returns the members of this peer's org, but self and
-// except, that may be sent blocks of cs's channel and take chunks, sorted;
-// with internal, only those that are not external, if there are any (an
-// external peer keeps its line for the doors). cs.mu is held.
-func (n *Node) orgPeersLocked(cs *channelState, v *nodeView, except peer.ID, internal bool) []peer.ID {
+// orgPeersLocked returns the other members of this peer's org that may be
+// sent blocks of cs's channel and take chunks, sorted; with internal, only
+// those that are not external, if there are any (an external peer keeps
+// its line for the doors). cs.mu is held.
+func (n *Node) orgPeersLocked(cs *channelState, v *nodeView, internal bool) []peer.ID {
 	var all, inner []peer.ID
 	for i := range v.Members {
 		m := &v.Members[i]
-		if m.Org == v.Self.Org && m.ID != except && v.BlockPeer(m, cs.name) && cs.chunkCapableLocked(m.ID) {
+		if m.Org == v.Self.Org && m.ID != v.Self.ID && v.BlockPeer(m, cs.name) && cs.chunkCapableLocked(m.ID) {
 			all = append(all, m.ID)
 			if !m.External {
 				inner = append(inner, m.ID)
@@ -113,7 +126,7 @@ func (n *Node) orgPeersLocked(cs *channelState, v *nodeView, except peer.ID, int
 // its stripe relay. cs.mu is held.
 func (n *Node) stripeLocked(cs *channelState, v *nodeView, c *chunkedBlock, i int) {
 	if c.relays == nil {
-		c.relays = n.orgPeersLocked(cs, v, "", true)
+		c.relays = n.orgPeersLocked(cs, v, true)
 	}
 	if len(c.relays) == 0 {
 		return
@@ -133,7 +146,11 @@ func (n *Node) stripeLocked(cs *channelState, v *nodeView, c *chunkedBlock, i in
 // this peer is external: to each org its org forwards c's chunks to
 // (tree.ChunkOrgs), of the doors between the two orgs (tree.DoorPairs),
 // chunk i goes by pair (i + number) mod pairs, so that org gets each chunk
-// once and this org's external peers share the sending. cs.mu is held.
+// once and this org's external peers share the sending. (Leaving the
+// publisher's pairs to its org's other external peers, as it sends a copy
+// into its org already, was tried: it helped a channel of two orgs and cost
+// more in one of three, where the other external then sent two copies.)
+// cs.mu is held.
 func (n *Node) doorsLocked(cs *channelState, v *nodeView, c *chunkedBlock) {
 	if !n.external || c.org == "" {
 		return
@@ -183,7 +200,7 @@ func (n *Node) stripeNew(cs *channelState, c *chunkedBlock, published bool) {
 // every other member of the org. cs.mu is held.
 func (n *Node) relayLocked(cs *channelState, v *nodeView, c *chunkedBlock, from peer.ID, i int) {
 	if c.fanout == nil {
-		c.fanout = n.orgPeersLocked(cs, v, "", false)
+		c.fanout = n.orgPeersLocked(cs, v, false)
 	}
 	count := c.asm.Commitment().Count()
 	for _, p := range c.fanout {
@@ -220,8 +237,10 @@ func (n *Node) forwardLocked(cs *channelState, v *nodeView, c *chunkedBlock, fro
 }
 
 // holdEarly keeps a chunk whose header is not held yet, within the caps.
+// The channel's lock is held, so that the header cannot be accepted, and
+// its early chunks taken, between the ledger's answer and this.
 func (n *Node) holdEarly(from peer.ID, ck *wire.BlockChunk) bool {
-	size := len(ck.GetData())
+	size := earlySize(ck)
 	s := n.chunked
 	now := n.now()
 	s.mu.Lock()
@@ -235,6 +254,9 @@ func (n *Node) holdEarly(from peer.ID, ck *wire.BlockChunk) bool {
 		e.byBlock, e.bySender = map[earlyKey][]earlyChunk{}, map[peer.ID]int{}
 	}
 	k := earlyKey{ck.GetChannel(), ck.GetNumber()}
+	if len(e.byBlock[k]) == 0 {
+		e.order = append(e.order, earlyAt{k, now})
+	}
 	// A copy: ck aliases its frame, whose memory the transport reuses once
 	// the handler returns.
 	ck = &wire.BlockChunk{Channel: ck.GetChannel(), Number: ck.GetNumber(), BlockHash: bytes.Clone(ck.GetBlockHash()),
@@ -257,8 +279,13 @@ func (e *earlyChunks) takeLocked(k earlyKey) []earlyChunk {
 	return out
 }
 
+// earlySize is what an early chunk counts against the caps.
+func earlySize(ck *wire.BlockChunk) int {
+	return len(ck.GetData()) + len(ck.GetBlockHash()) + len(ck.GetChannel()) + earlyOverhead
+}
+
 func (e *earlyChunks) forget(x earlyChunk) {
-	size := len(x.ck.GetData())
+	size := earlySize(x.ck)
 	e.bytes -= size
 	if e.bySender[x.from] -= size; e.bySender[x.from] <= 0 {
 		delete(e.bySender, x.from)
@@ -269,11 +296,16 @@ func (e *earlyChunks) forget(x earlyChunk) {
 // chunkState.mu is held.
 func (n *Node) expireEarlyLocked(now time.Time) {
 	e := &n.chunked.early
-	for k, xs := range e.byBlock {
-		if now.Sub(xs[0].at) <= earlyTTL {
-			continue
+	for len(e.order) > 0 && now.Sub(e.order[0].at) > earlyTTL {
+		o := e.order[0]
+		e.order[0] = earlyAt{}
+		e.order = e.order[1:]
+		if xs := e.byBlock[o.key]; len(xs) > 0 && xs[0].at.Equal(o.at) {
+			n.metrics.dropped.WithLabelValues("chunk", reasonUnknownBlock).Add(float64(len(e.takeLocked(o.key))))
 		}
-		n.metrics.dropped.WithLabelValues("chunk", reasonUnknownBlock).Add(float64(len(e.takeLocked(k))))
+	}
+	if len(e.order) == 0 {
+		e.order = nil // let the backing array go
 	}
 }
 

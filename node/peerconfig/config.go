@@ -164,6 +164,8 @@ type GossipConfig struct {
 	// in chunks of ChunkSize (node.Config); a threshold of 0 turns it off.
 	ChunkThreshold *int `yaml:"chunk_threshold,omitempty"`
 	ChunkSize      *int `yaml:"chunk_size,omitempty"`
+	// ChunkStripes stripes chunked blocks over each org (node.Config).
+	ChunkStripes *bool `yaml:"chunk_stripes,omitempty"`
 	// Dissemination is "tree" (the default: an eager tree with lazy
 	// digests) or "fabric" (Fabric's random push).
 	Dissemination *string `yaml:"dissemination,omitempty"`
@@ -410,6 +412,9 @@ func (c *Config) NodeConfig() (node.Config, error) {
 	setInt(&nc.MaxBlockBytes, g.MaxBlockBytes)
 	setInt(&nc.ChunkThreshold, g.ChunkThreshold)
 	setInt(&nc.ChunkSize, g.ChunkSize)
+	if g.ChunkStripes != nil {
+		nc.ChunkStripes = *g.ChunkStripes
+	}
 	if g.Dissemination != nil {
 		nc.Dissemination = node.Dissemination(*g.Dissemination)
 	}

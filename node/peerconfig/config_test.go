@@ -95,6 +95,8 @@ gossip:
   pull_interval: 250ms
   propagate_peer_num: 4
   dissemination: fabric
+  chunk_size: 65536
+  chunk_stripes: false
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +106,7 @@ gossip:
 		t.Fatal(err)
 	}
 	if nc.PullInterval != 250*time.Millisecond || nc.PropagatePeerNum != 4 || nc.AliveTimeInterval != 500*time.Millisecond ||
-		nc.Dissemination != node.DisseminationFabric {
+		nc.Dissemination != node.DisseminationFabric || nc.ChunkSize != 64<<10 || nc.ChunkStripes {
 		t.Errorf("node config: %+v", nc)
 	}
 	if c.Admin.Address != "" || !c.External || c.Log.Level != "info" || c.DataDir != peerconfig.DefaultDataDir {
