@@ -247,7 +247,7 @@ func TestChunkRepairResumes(t *testing.T) {
 	asked := map[uint32]int{} // chunk index: times the lossy peer's repair asked for it
 	// Without stripes, the peers it asks hold every chunk: with them, the
 	// lossy peer may be the relay of chunks it drops, which every peer then
-	// repairs (TestStripeLossyRelay).
+	// repairs (TestStripeLostRelay).
 	cfg := node.LocalConfig()
 	cfg.ChunkStripes = false
 	c := startCluster(t, oneOrg(4), testnet.Options{Seed: 44, Config: &cfg, NodeOptions: func(p *testnet.Peer) []node.Option {
