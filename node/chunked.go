@@ -259,8 +259,8 @@ func (n *Node) headerSent(to peer.ID, c *chunkedBlock) {
 	if cs == nil {
 		return
 	}
-	if n.stripedTo(to) {
-		return // its chunks come by the stripes over its org
+	if n.striping() {
+		return // the header's path carries no chunks: they come by the stripes
 	}
 	cs.mu.Lock()
 	c.targets[to] = newTarget(targetAll, c.asm.Commitment().Count(), true)

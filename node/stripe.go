@@ -95,11 +95,6 @@ type earlyAt struct {
 // striping reports whether chunked blocks are striped over each org.
 func (n *Node) striping() bool { return n.cfg.ChunkStripes && n.tree != nil }
 
-// stripedTo reports whether to gets a chunked block's chunks by the
-// stripes rather than from the peer that sent it the header: with stripes,
-// the header's path carries no chunks.
-func (n *Node) stripedTo(peer.ID) bool { return n.striping() }
-
 // orgPeersLocked returns the other members of this peer's org that may be
 // sent blocks of cs's channel and take chunks, sorted; with internal, only
 // those that are not external, if there are any (an external peer keeps

@@ -121,9 +121,10 @@ func TestStripesOneCopyPerPeer(t *testing.T) {
 }
 
 // TestStripeLostRelay: one peer loses every chunk pushed to it, those it
-// was asked to relay to its org included. Every member still delivers the
-// block: what the lost relay did not forward is pulled, by it and by the
-// peers it would have sent it to.
+// was asked to relay to its org included, so stripes alone cannot complete
+// its org. Every member still delivers the right bytes (the missing chunks
+// come by repair); the test checks the loss happened, not which peer
+// repaired what.
 func TestStripeLostRelay(t *testing.T) {
 	log := newChunkLog()
 	c := startCluster(t, threeOrgs(), testnet.Options{Seed: 62, NodeOptions: func(p *testnet.Peer) []node.Option {

@@ -32,47 +32,18 @@ func Candidates(v routing.View, channel string, doors int) []Candidate {
 	if self.ID == "" || !v.OrgInChannel(self.Org, channel) || !self.Channels[channel] {
 		return nil
 	}
-	eligible := routing.Eligible(v, channel)
-	ownOrg := routing.And(routing.SameOrg(self.Org), eligible)
-	foreignExternal := routing.And(routing.External(), routing.Not(routing.SameOrg(self.Org)), eligible)
+	ownOrg := routing.And(routing.SameOrg(self.Org), routing.Eligible(v, channel))
 	var out []Candidate
-	externals := map[string][]peer.ID{}
-	if self.External {
-		externals[self.Org] = []peer.ID{self.ID}
-	}
 	for _, m := range v.Members {
-		if m.ID == "" || m.ID == self.ID {
-			continue
-		}
-		// The cheap org and external tests decide which filter applies before any filter runs, so
-		// the pass over a large view stays a pass over two fields.
-		switch {
-		case m.Org == self.Org:
-			if ownOrg(m) {
-				out = append(out, Candidate{ID: m.ID})
-				if self.External && m.External {
-					externals[m.Org] = append(externals[m.Org], m.ID)
-				}
-			}
-		case self.External && m.External:
-			if foreignExternal(m) {
-				externals[m.Org] = append(externals[m.Org], m.ID)
-			}
+		if m.ID != "" && m.ID != self.ID && m.Org == self.Org && ownOrg(m) {
+			out = append(out, Candidate{ID: m.ID})
 		}
 	}
-	if self.External && doors > 0 {
-		own := byDoorHash(channel, externals[self.Org])
+	if self.External {
 		for _, org := range v.ChannelOrgs[channel] {
-			if org == self.Org {
-				continue
-			}
-			other := byDoorHash(channel, externals[org])
-			if len(other) == 0 {
-				continue
-			}
-			for i := range min(doors, max(len(own), len(other))) {
-				if own[i%len(own)] == self.ID {
-					out = append(out, Candidate{ID: other[i%len(other)], CrossOrg: true})
+			for _, p := range DoorPairs(v, channel, self.Org, org, doors) {
+				if p[0] == self.ID {
+					out = append(out, Candidate{ID: p[1], CrossOrg: true})
 				}
 			}
 		}

@@ -30,9 +30,10 @@ func orgsView(exts ...int) routing.View {
 	return v
 }
 
-// TestDoorPairsMatchCandidates: the pairs DoorPairs returns are the doors
-// Candidates links, whoever computes them, so a chunk assigned to a pair is
-// sent by a peer that links the door, and every door is some pair.
+// TestDoorPairsMatchCandidates: every peer computes the same pairs from the
+// same view (a chunk assigned to a pair is sent by exactly one peer), no
+// pair links an org with itself, and the pairs a peer sends by are the
+// doors Candidates links it to.
 func TestDoorPairsMatchCandidates(t *testing.T) {
 	v := orgsView(3, 2, 1)
 	orgs := v.ChannelOrgs["c"]
