@@ -125,7 +125,10 @@ func TestWriterDeliversAfterPersisting(t *testing.T) {
 // TestWriterStoreFailure: a refused write delivers nothing; the blocks stay
 // held and are written and delivered once the store works again.
 func TestWriterStoreFailure(t *testing.T) {
-	s := &gatedStore{Store: store.NewMemory()}
+	// The gate holds the failing write until every block has arrived: else
+	// the writer could fail block 0 alone, and the later arrivals stage it
+	// again before the test looks (it failed so once in CI).
+	s := &gatedStore{Store: store.NewMemory(), gate: make(chan struct{})}
 	s.failing.Store(true)
 	n, cs := writerNode(t, s)
 	sub := subscribe(cs)
@@ -135,6 +138,7 @@ func TestWriterStoreFailure(t *testing.T) {
 	for _, b := range bs {
 		arrive(cs, b)
 	}
+	close(s.gate)
 	if err := <-done; err == nil {
 		t.Fatal("the publisher of block 0 was told it is durable")
 	}
